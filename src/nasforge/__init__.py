@@ -37,19 +37,29 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "KINDS",
+    "Callback",
     "CheckpointError",
     "ConfigError",
+    "DataBundle",
+    "EarlyStopping",
+    "History",
     "MissingDependencyError",
+    "ModelCheckpoint",
     "NasforgeError",
     "RegistryError",
+    "TensorLoader",
+    "TrainState",
+    "Trainer",
     "TrainingDivergedError",
     "__version__",
     "available",
     "build",
     "get",
+    "load_checkpoint",
+    "load_dataset",
     "register",
+    "seed_everything",
     "unregister",
-    *_LAZY,
 ]
 
 if TYPE_CHECKING:
