@@ -48,7 +48,7 @@ KINDS: tuple[str, ...] = (
 
 # Modules whose import registers the built-in plugins of each kind.
 _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
-    "compressor": (),
+    "compressor": ("nasforge.compress.distill",),
     "dataset": ("nasforge.data.datasets",),
     "evaluator": (),
     "executor": (),
