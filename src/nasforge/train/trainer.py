@@ -231,7 +231,7 @@ class Trainer:
 
         bar = tqdm(
             total=(epochs - start_epoch) * len(train_loader),
-            desc="fit",
+            desc=f"epoch {start_epoch + 1}/{epochs}",
             unit="batch",
             disable=not self.progress,
             leave=False,
@@ -248,9 +248,10 @@ class Trainer:
                 model.train()
                 for cb in hooks["on_epoch_begin"]:
                     cb.on_epoch_begin(self, state)
-                loss_sum = torch.zeros((), device=device)
-                correct = torch.zeros((), dtype=torch.long, device=device)
-                seen = 0
+                # per-batch values stay tensors until the epoch ends: no host syncs
+                batch_losses: list[torch.Tensor] = []
+                batch_sizes: list[int] = []
+                batch_correct: list[torch.Tensor] = []
                 labelled = True
                 for batch, (inputs, targets) in enumerate(train_loader):
                     inputs = inputs.to(device, non_blocking=True)
@@ -278,15 +279,17 @@ class Trainer:
                     state.outputs, state.loss = outputs, loss
                     for cb in hooks["on_batch_end"]:
                         cb.on_batch_end(self, state)
-                    n = targets.shape[0]
-                    loss_sum += loss.detach() * n
+                    batch_losses.append(loss.detach())
+                    batch_sizes.append(targets.shape[0])
                     labelled = labelled and targets.dtype == torch.long
                     if labelled:
-                        correct += (outputs.detach().argmax(1) == targets).sum()
-                    seen += n
+                        batch_correct.append((outputs.detach().argmax(1) == targets).sum())
                     bar.update()
                 state.inputs = state.targets = state.outputs = state.loss = None
-                train_loss = loss_sum.item() / max(seen, 1)
+                seen = sum(batch_sizes)
+                if not seen:
+                    raise ConfigError("the training data is empty", field="train_data")
+                train_loss = _weighted_mean(batch_losses, batch_sizes)
                 if not math.isfinite(train_loss):
                     raise TrainingDivergedError(
                         f"the training loss became {train_loss} in epoch {epoch + 1}. HINT: "
@@ -294,7 +297,7 @@ class Trainer:
                     )
                 metrics = {"epoch": float(epoch + 1), "train_loss": train_loss}
                 if seen and labelled:
-                    metrics["train_accuracy"] = correct.item() / seen
+                    metrics["train_accuracy"] = torch.stack(batch_correct).sum().item() / seen
                 if val_loader is not None:
                     val = self._run_eval(model, val_loader, loss_fn)
                     metrics.update({f"val_{k}": v for k, v in val.items()})
@@ -306,7 +309,8 @@ class Trainer:
                 state.history.append(metrics)
                 for cb in hooks["on_epoch_end"]:
                     cb.on_epoch_end(self, state)
-                bar.set_postfix(_short(metrics), refresh=False)
+                bar.set_description(f"epoch {epoch + 1}/{epochs}", refresh=False)
+                bar.set_postfix(_short(metrics, _PROGRESS_METRICS), refresh=False)
                 logger.info("epoch %d/%d %s", epoch + 1, epochs, _short(metrics))
                 if state.stop:
                     break
@@ -451,8 +455,23 @@ def _set_epoch(loader: Any, seed: int, epoch: int) -> None:
         loader.generator.manual_seed(seed + epoch)
 
 
-def _short(metrics: dict[str, float]) -> dict[str, str]:
-    return {k: f"{v:.4g}" for k, v in metrics.items() if k not in ("epoch", "time")}
+def _weighted_mean(values: list[torch.Tensor], weights: list[int]) -> float:
+    if not values:
+        return math.nan
+    stacked = torch.stack(values).double().cpu()
+    return float((stacked * torch.tensor(weights, dtype=torch.double)).sum() / sum(weights))
+
+
+_PROGRESS_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+
+
+def _short(metrics: dict[str, float], keys: Sequence[str] | None = None) -> dict[str, str]:
+    """Metrics formatted for a log line or a progress bar (only ``keys`` when given)."""
+    return {
+        k: f"{v:.4g}"
+        for k, v in metrics.items()
+        if (k in keys if keys is not None else k not in ("epoch", "time"))
+    }
 
 
 def _check_positive_int(name: str, value: Any) -> None:

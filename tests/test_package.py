@@ -1,0 +1,48 @@
+import subprocess
+import sys
+from importlib import resources
+
+import nasforge as nf
+
+
+def test_import_is_cheap_and_does_not_load_torch():
+    code = (
+        "import sys, time; t = time.perf_counter(); import nasforge; "
+        "print(time.perf_counter() - t, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    seconds, torch_loaded = out.stdout.split()
+    assert torch_loaded == "False"
+    assert float(seconds) < 1.5
+
+
+def test_every_public_name_resolves():
+    for name in nf.__all__:
+        assert getattr(nf, name) is not None, name
+    assert set(nf.__all__) <= set(dir(nf))
+
+
+def test_unknown_attribute_is_an_attribute_error():
+    try:
+        nf.Trainr  # noqa: B018
+    except AttributeError as exc:
+        assert "Trainr" in str(exc)
+    else:
+        raise AssertionError("expected AttributeError")
+
+
+def test_package_is_typed():
+    assert resources.files("nasforge").joinpath("py.typed").is_file()
+
+
+def test_errors_share_one_base():
+    for error in (
+        nf.ConfigError,
+        nf.RegistryError,
+        nf.MissingDependencyError,
+        nf.CheckpointError,
+        nf.TrainingDivergedError,
+    ):
+        assert issubclass(error, nf.NasforgeError)
+    message = str(nf.ConfigError.invalid("trainer.epochs", -1, "a positive integer", "try 10"))
+    assert message == "trainer.epochs must be a positive integer, but got -1. HINT: try 10"

@@ -1,0 +1,302 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import nasforge as nf
+from nasforge.train import ConfusionMatrix, resolve_device
+
+
+def _trainer(bundle, **kwargs):
+    options = {"epochs": 4, "batch_size": 32, "lr": 1e-2, "seed": 0, "progress": False}
+    options.update(kwargs)
+    return nf.Trainer(bundle, **options)
+
+
+def test_fit_learns_and_records_history(synthetic_bundle, tiny_mlp):
+    model = tiny_mlp()
+    history = _trainer(synthetic_bundle).fit(model)
+    assert len(history) == 4
+    assert history["epoch"] == [1.0, 2.0, 3.0, 4.0]
+    assert history["train_loss"][-1] < history["train_loss"][0]
+    assert history.last["val_accuracy"] > 0.9
+    assert {"val_loss", "val_macro_f1", "val_macro_precision", "val_macro_recall", "lr"} <= set(
+        history.last
+    )
+    assert history.best("val_loss")["val_loss"] == min(history["val_loss"])
+    with pytest.raises(KeyError, match="Did you mean 'val_accuracy'"):
+        history["val_acuracy"]
+
+
+def test_same_seed_gives_identical_results(synthetic_bundle, tiny_mlp):
+    runs = []
+    for _ in range(2):
+        model = tiny_mlp()
+        history = _trainer(synthetic_bundle, seed=7).fit(model)
+        runs.append((history["train_loss"], [p.detach().clone() for p in model.parameters()]))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1], strict=True))
+    other = _trainer(synthetic_bundle, seed=8).fit(tiny_mlp())
+    assert other["train_loss"] != runs[0][0]  # the seed drives the shuffling
+
+
+def test_dataset_and_dataloader_inputs(synthetic_bundle, tiny_mlp):
+    x, y = synthetic_bundle.train.tensors
+    loader = torch.utils.data.DataLoader(synthetic_bundle.train, batch_size=16, shuffle=True)
+    for data in [(x.numpy(), y.numpy()), loader, synthetic_bundle.train]:
+        history = nf.Trainer(data, epochs=6, progress=False, lr=1e-2).fit(tiny_mlp())
+        assert history.last["train_accuracy"] > 0.5
+        assert "val_loss" not in history.last
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    ["sgd", "adam", "adamw", "rmsprop", torch.optim.Adagrad, lambda p: torch.optim.SGD(p, 0.1)],
+)
+def test_optimizers_by_name_class_or_factory(synthetic_bundle, tiny_mlp, optimizer):
+    history = _trainer(synthetic_bundle, optimizer=optimizer, epochs=3).fit(tiny_mlp())
+    assert (
+        history.last["train_loss"] < history["train_loss"][0] or history.last["val_accuracy"] > 0.9
+    )
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "step", "onecycle"])
+def test_lr_schedules_change_the_learning_rate(synthetic_bundle, tiny_mlp, schedule):
+    history = _trainer(synthetic_bundle, lr_schedule=schedule, epochs=4).fit(tiny_mlp())
+    assert len(set(history["lr"])) > 1
+
+
+def test_custom_schedule_factory(synthetic_bundle, tiny_mlp):
+    def halve(opt):
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+
+    history = _trainer(synthetic_bundle, lr_schedule=halve, epochs=3).fit(tiny_mlp())
+    assert history["lr"] == pytest.approx([1e-2, 5e-3, 2.5e-3])
+
+
+class Recorder(nf.Callback):
+    def __init__(self):
+        self.calls = []
+
+    def on_fit_begin(self, trainer, state):
+        self.calls.append("fit_begin")
+
+    def on_epoch_begin(self, trainer, state):
+        self.calls.append("epoch_begin")
+
+    def on_batch_begin(self, trainer, state):
+        self.calls.append("batch_begin")
+
+    def on_loss(self, trainer, state):
+        assert state.loss.requires_grad and state.outputs is not None
+        self.calls.append("loss")
+
+    def on_after_backward(self, trainer, state):
+        assert all(p.grad is not None for p in state.model.parameters())
+        self.calls.append("after_backward")
+
+    def on_batch_end(self, trainer, state):
+        self.calls.append("batch_end")
+
+    def on_epoch_end(self, trainer, state):
+        assert "val_loss" in state.metrics
+        self.calls.append("epoch_end")
+
+    def on_fit_end(self, trainer, state):
+        self.calls.append("fit_end")
+
+
+def test_callback_hooks_run_in_order(synthetic_bundle, tiny_mlp):
+    recorder = Recorder()
+    x, y = synthetic_bundle.train.tensors
+    trainer = nf.Trainer(
+        (x[:64], y[:64]), synthetic_bundle.val, epochs=2, batch_size=32, progress=False
+    )
+    trainer.fit(tiny_mlp(), callbacks=[recorder])
+    batch = ["batch_begin", "loss", "after_backward", "batch_end"]
+    epoch = ["epoch_begin", *batch, *batch, "epoch_end"]
+    assert recorder.calls == ["fit_begin", *epoch, *epoch, "fit_end"]
+
+
+def test_on_loss_can_replace_the_loss(synthetic_bundle, tiny_mlp):
+    class ZeroLoss(nf.Callback):
+        def on_loss(self, trainer, state):
+            state.loss = state.loss * 0.0
+
+    model = tiny_mlp()
+    before = [p.detach().clone() for p in model.parameters()]
+    _trainer(synthetic_bundle, optimizer="sgd", momentum=0.0, epochs=1).fit(
+        model, callbacks=[ZeroLoss()]
+    )
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_early_stopping_stops_and_restores_best(synthetic_bundle, tiny_mlp):
+    class WorseEveryEpoch(nf.Callback):
+        def on_epoch_end(self, trainer, state):
+            state.metrics["val_score"] = -float(state.epoch)  # best at epoch 0
+
+    stopper = nf.EarlyStopping("val_score", patience=2)
+    model = tiny_mlp()
+    snapshots = []
+
+    class Snapshot(nf.Callback):
+        def on_epoch_end(self, trainer, state):
+            snapshots.append([p.detach().clone() for p in state.model.parameters()])
+
+    history = _trainer(synthetic_bundle, epochs=10).fit(
+        model, callbacks=[WorseEveryEpoch(), Snapshot(), stopper]
+    )
+    assert len(history) == 3
+    assert stopper.best_epoch == 0
+    assert all(torch.equal(a, b) for a, b in zip(snapshots[0], model.parameters(), strict=True))
+
+
+def test_early_stopping_on_a_missing_metric_explains(synthetic_bundle, tiny_mlp):
+    x, y = synthetic_bundle.train.tensors
+    trainer = nf.Trainer((x, y), epochs=2, progress=False, callbacks=[nf.EarlyStopping()])
+    with pytest.raises(nf.ConfigError, match="give the Trainer validation data"):
+        trainer.fit(tiny_mlp())
+
+
+def test_checkpoint_resume_matches_an_uninterrupted_run(synthetic_bundle, tiny_mlp, tmp_path):
+    path = tmp_path / "ckpt.pt"
+
+    def trainer():
+        return _trainer(synthetic_bundle, epochs=4, lr_schedule="cosine", optimizer="sgd")
+
+    full_model = tiny_mlp()
+    full = trainer().fit(full_model)
+
+    class Crash(nf.Callback):
+        def on_epoch_end(self, trainer, state):
+            if state.epoch == 1:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        trainer().fit(tiny_mlp(), callbacks=[nf.ModelCheckpoint(path), Crash()])
+    assert torch.load(path, weights_only=True)["epoch"] == 2
+    resumed_model = tiny_mlp()  # a fresh model: everything comes from the checkpoint
+    torch.manual_seed(123)  # and so does the random state
+    resumed = trainer().fit(resumed_model, resume_from=path)
+    assert len(resumed) == 4
+    assert resumed["train_loss"] == full["train_loss"]
+    assert resumed["lr"] == full["lr"]
+    for a, b in zip(full_model.parameters(), resumed_model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_checkpoint_keeps_the_best_epoch_only_when_asked(synthetic_bundle, tiny_mlp, tmp_path):
+    path = tmp_path / "best.pt"
+    history = _trainer(synthetic_bundle, epochs=4).fit(
+        tiny_mlp(), callbacks=[nf.ModelCheckpoint(path, monitor="val_accuracy", save="best")]
+    )
+    best_epoch = history.best("val_accuracy")["epoch"]
+    assert nf.load_checkpoint(path)["epoch"] == history["epoch"].index(best_epoch) + 1
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "broken.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(nf.CheckpointError, match="cannot be read"):
+        nf.load_checkpoint(path)
+    with pytest.raises(nf.CheckpointError, match="does not exist"):
+        nf.load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_diverging_loss_raises(synthetic_bundle, tiny_mlp):
+    class Explode(nf.Callback):
+        def on_loss(self, trainer, state):
+            state.loss = state.loss * float("nan")
+
+    with pytest.raises(nf.TrainingDivergedError, match="became nan in epoch 1"):
+        _trainer(synthetic_bundle).fit(tiny_mlp(), callbacks=[Explode()])
+
+
+def test_evaluate_metrics_match_scikit_learn(synthetic_bundle, tiny_mlp):
+    metrics_module = pytest.importorskip("sklearn.metrics")
+    model = tiny_mlp()
+    trainer = _trainer(synthetic_bundle, epochs=1, lr=1e-3)
+    trainer.fit(model)
+    result = trainer.evaluate(model, synthetic_bundle.test)
+    logits = trainer.predict(model, synthetic_bundle.test)
+    truth = synthetic_bundle.test.tensors[1].numpy()
+    predicted = logits.argmax(1).numpy()
+    assert result["accuracy"] == pytest.approx(metrics_module.accuracy_score(truth, predicted))
+    assert result["macro_f1"] == pytest.approx(
+        metrics_module.f1_score(truth, predicted, average="macro", zero_division=0)
+    )
+    assert result["macro_precision"] == pytest.approx(
+        metrics_module.precision_score(truth, predicted, average="macro", zero_division=0)
+    )
+    expected_loss = nn.functional.cross_entropy(logits, synthetic_bundle.test.tensors[1])
+    assert result["loss"] == pytest.approx(expected_loss.item(), rel=1e-5)
+
+
+def test_confusion_matrix_macro_scores_by_hand():
+    cm = ConfusionMatrix(2)
+    logits = torch.tensor([[1.0, 0], [1, 0], [0, 1], [0, 1]])
+    cm.update(logits, torch.tensor([0, 1, 1, 1]))
+    scores = cm.compute()
+    assert scores["accuracy"] == 0.75
+    # class 0: p=1/2 r=1 f1=2/3; class 1: p=1 r=2/3 f1=0.8
+    assert scores["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": -1}, "batch_size"),
+        ({"lr": 0}, "lr"),
+        ({"optimizer": "adamm"}, "optimizer"),
+        ({"lr_schedule": "linear"}, "lr_schedule"),
+        ({"loss": "mse"}, "loss"),
+        ({"device": "tpu"}, "device"),
+        ({"callbacks": [object()]}, "callbacks"),
+    ],
+)
+def test_bad_arguments_name_the_field(kwargs, field):
+    with pytest.raises(nf.ConfigError) as info:
+        nf.Trainer(**kwargs)
+    assert info.value.field == field
+    assert "but got" in str(info.value)
+
+
+def test_fit_without_data_or_with_a_non_module(tiny_mlp):
+    with pytest.raises(nf.ConfigError, match="no training data"):
+        nf.Trainer(progress=False).fit(tiny_mlp())
+    with pytest.raises(nf.ConfigError, match=r"torch\.nn\.Module"):
+        nf.Trainer((torch.zeros(4, 6), torch.zeros(4).long())).fit("resnet")
+
+
+def test_progress_bar_can_be_turned_off(synthetic_bundle, tiny_mlp, capsys):
+    _trainer(synthetic_bundle, epochs=1).fit(tiny_mlp())
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    _trainer(synthetic_bundle, epochs=1, progress=True).fit(tiny_mlp())
+    assert "epoch 1/1" in capsys.readouterr().err
+
+
+def test_device_auto_selection():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    assert nf.Trainer(progress=False).device.type == expected
+
+
+def test_user_loss_function(synthetic_bundle, tiny_mlp):
+    calls = []
+
+    def loss(outputs, targets):
+        calls.append(1)
+        return nn.functional.cross_entropy(outputs, targets)
+
+    history = _trainer(synthetic_bundle, loss=loss, epochs=1).fit(tiny_mlp())
+    assert calls and math.isfinite(history.last["val_loss"])
+
+
+def test_empty_training_data_is_a_clear_error(tiny_mlp):
+    empty = (torch.zeros(0, 6), torch.zeros(0, dtype=torch.long))
+    with pytest.raises(nf.ConfigError, match="training data is empty"):
+        nf.Trainer(empty, epochs=1, progress=False).fit(tiny_mlp())
