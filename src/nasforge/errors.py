@@ -17,6 +17,7 @@ __all__ = [
     "NasforgeError",
     "RegistryError",
     "TrainingDivergedError",
+    "UnsupportedModelError",
     "close_matches",
 ]
 
@@ -69,6 +70,17 @@ class CheckpointError(NasforgeError):
 
 class TrainingDivergedError(NasforgeError):
     """The training loss became NaN or infinite."""
+
+
+class UnsupportedModelError(NasforgeError):
+    """A model (or one of its layers, which the message names) cannot be handled.
+
+    ``layer`` is the qualified name of the offending module when one is known.
+    """
+
+    def __init__(self, message: str, *, layer: str | None = None) -> None:
+        super().__init__(message)
+        self.layer = layer
 
 
 def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> str:

@@ -1,0 +1,170 @@
+"""Chaining compressors and measuring what they achieved."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from nasforge.compress.base import Compressor
+from nasforge.compress.report import CompressionReport, jsonable
+from nasforge.errors import ConfigError
+from nasforge.measure import count_macs, count_params, measure_latency, size_on_disk
+
+if TYPE_CHECKING:
+    from nasforge.train.trainer import Trainer
+
+__all__ = ["Pipeline", "sample_inputs"]
+
+logger = logging.getLogger(__name__)
+
+
+def sample_inputs(trainer: Trainer, n: int = 1) -> torch.Tensor:
+    """The first ``n`` training inputs of ``trainer`` (to trace models and time them)."""
+    from nasforge.data.loaders import as_loader
+
+    data = trainer.train_data if trainer.train_data is not None else trainer.val_data
+    if data is None:
+        raise ConfigError(
+            "compression needs example inputs, but the Trainer has no data. HINT: build it "
+            "as Trainer(train_data, val_data, ...)",
+            field="train_data",
+        )
+    batch = next(iter(as_loader(data, batch_size=n, shuffle=False)))
+    inputs = batch[0] if isinstance(batch, list | tuple) else batch
+    return inputs[:n]
+
+
+class Pipeline:
+    """Run compressors in order and report accuracy, size and speed before and after.
+
+    Each step is a :class:`~nasforge.compress.Compressor`: ``apply(model, trainer)``
+    returns the compressed model, fine-tuning through the Trainer where needed. A step may
+    leave a ``stats`` dict on itself; the report keeps it. The input model is copied first
+    (``copy=True``), so it stays intact and can be a distillation teacher::
+
+        import nasforge as nf
+
+        pipeline = nf.Pipeline([
+            nf.build("compressor", "channel_prune", ratio=0.5, finetune_epochs=2),
+        ])
+        small, report = pipeline.run(model, trainer)
+        print(report.table()); report.to_json("report.json")
+
+    ``trainer.compress(model, compressors, **options)`` does the same. Latency is the
+    median CPU time per forward pass at each of ``batch_sizes`` on ``threads`` threads;
+    ``input_shape`` defaults to the shape of the Trainer's training inputs;
+    ``latency=False`` skips the timing (the slowest part of the report).
+    """
+
+    def __init__(
+        self,
+        compressors: Sequence[Compressor],
+        *,
+        batch_sizes: Sequence[int] = (1, 32),
+        threads: int = 1,
+        repeats: int = 20,
+        warmup: int = 3,
+        input_shape: Sequence[int] | None = None,
+        copy: bool = True,
+        latency: bool = True,
+    ) -> None:
+        if isinstance(compressors, Compressor) or not isinstance(compressors, Sequence):
+            raise ConfigError.invalid("compressors", compressors, "a list of Compressor instances")
+        for i, step in enumerate(compressors):
+            if not isinstance(step, Compressor):
+                raise ConfigError.invalid(
+                    f"compressors[{i}]",
+                    step,
+                    "a nasforge Compressor",
+                    "build one with nf.build('compressor', name, ...)",
+                )
+        if not batch_sizes or any(not isinstance(b, int) or b < 1 for b in batch_sizes):
+            raise ConfigError.invalid("batch_sizes", batch_sizes, "positive integers")
+        if not isinstance(threads, int) or threads < 1:
+            raise ConfigError.invalid("threads", threads, "a positive integer")
+        if not isinstance(repeats, int) or repeats < 1:
+            raise ConfigError.invalid("repeats", repeats, "a positive integer")
+        self.compressors = list(compressors)
+        self.batch_sizes = tuple(batch_sizes)
+        self.threads = threads
+        self.repeats = repeats
+        self.warmup = warmup
+        self.input_shape = tuple(input_shape) if input_shape is not None else None
+        self.copy = copy
+        self.latency = latency
+
+    def run(self, model: nn.Module, trainer: Trainer) -> tuple[nn.Module, CompressionReport]:
+        """Compress ``model`` step by step; return the result and its report."""
+        shape = self.input_shape or tuple(sample_inputs(trainer, 1).shape[1:])
+        report = CompressionReport(
+            settings={
+                "input_shape": list(shape),
+                "batch_sizes": list(self.batch_sizes),
+                "threads": self.threads,
+                "repeats": self.repeats,
+                "device_for_latency": "cpu",
+                "torch": torch.__version__,
+            }
+        )
+        if self.copy:
+            model = copy.deepcopy(model)
+        report.before = self.measure(model, trainer, shape, latency=self.latency)
+        for step in self.compressors:
+            started = time.perf_counter()
+            result = step.apply(model, trainer)
+            if not isinstance(result, nn.Module):
+                raise ConfigError(
+                    f"{step!r}.apply returned {type(result).__name__}, not an nn.Module",
+                    field="compressors",
+                )
+            model = result
+            seconds = time.perf_counter() - started
+            entry = {
+                "name": getattr(step, "name", type(step).__name__),
+                "config": repr(step),
+                "seconds": seconds,
+                **self.measure(model, trainer, shape, latency=False),
+                "stats": jsonable(getattr(step, "stats", {}) or {}),
+            }
+            report.steps.append(entry)
+            logger.info("compression step %s took %.1f s", entry["name"], seconds)
+        report.after = self.measure(model, trainer, shape, latency=self.latency)
+        return model, report
+
+    def measure(
+        self, model: nn.Module, trainer: Trainer, shape: Sequence[int], *, latency: bool = True
+    ) -> dict[str, float]:
+        """Accuracy (if evaluation data exists), params, MACs, size and CPU latency."""
+        metrics: dict[str, float] = {}
+        if trainer.test_data is not None or trainer.val_data is not None:
+            metrics["accuracy"] = trainer.evaluate(model)["accuracy"]
+        cpu_model = model if _device(model).type == "cpu" else copy.deepcopy(model).cpu()
+        metrics["params"] = count_params(cpu_model)
+        metrics["macs"] = count_macs(cpu_model, shape)
+        metrics["size_bytes"] = size_on_disk(cpu_model)
+        if latency:
+            for batch in self.batch_sizes:
+                metrics[f"latency_ms_b{batch}"] = measure_latency(
+                    cpu_model,
+                    shape,
+                    batch_size=batch,
+                    threads=self.threads,
+                    warmup=self.warmup,
+                    repeats=self.repeats,
+                )
+        return metrics
+
+    def __repr__(self) -> str:
+        return f"Pipeline({self.compressors!r})"
+
+
+def _device(model: nn.Module) -> torch.device:
+    for tensor in [*model.parameters(), *model.buffers()]:
+        return tensor.device
+    return torch.device("cpu")
