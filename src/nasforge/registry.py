@@ -48,7 +48,11 @@ KINDS: tuple[str, ...] = (
 
 # Modules whose import registers the built-in plugins of each kind.
 _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
-    "compressor": ("nasforge.compress.distill",),
+    "compressor": (
+        "nasforge.compress.distill",
+        "nasforge.compress.quantize.qat",
+        "nasforge.compress.quantize.ptq",
+    ),
     "dataset": ("nasforge.data.datasets",),
     "evaluator": (),
     "executor": (),

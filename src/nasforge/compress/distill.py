@@ -46,7 +46,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_KINDS = ("soft", "hard")
+_MODES = ("soft", "hard")
 
 
 # ---------------------------------------------------------------------------- losses
@@ -137,8 +137,8 @@ class DistillationCallback(Callback):
     """Trainer callback that adds a teacher's knowledge to the student's loss.
 
     The loss becomes ``(1 - alpha) * task_loss + alpha * kd + hint_weight * sum(hints)``,
-    where ``kd`` is :func:`soft_kd_loss` (``kind="soft"``) or :func:`hard_kd_loss`
-    (``kind="hard"``) and ``task_loss`` is the Trainer's own loss on the targets.
+    where ``kd`` is :func:`soft_kd_loss` (``mode="soft"``) or :func:`hard_kd_loss`
+    (``mode="hard"``) and ``task_loss`` is the Trainer's own loss on the targets.
 
     The teacher runs in eval mode under ``torch.no_grad`` on ``state.inputs`` in
     ``on_batch_begin``, so it sees the same (augmented) view as the student. Its parameters
@@ -159,16 +159,16 @@ class DistillationCallback(Callback):
         self,
         *,
         teacher: nn.Module,
-        kind: str = "soft",
+        mode: str = "soft",
         temperature: float = 4.0,
         alpha: float = 0.9,
         hints: Sequence[tuple[str, str]] = (),
         hint_weight: float = 1.0,
         cache_teacher: bool = False,
     ) -> None:
-        _validate(teacher, kind, temperature, alpha, hints, hint_weight, cache_teacher)
+        _validate(teacher, mode, temperature, alpha, hints, hint_weight, cache_teacher)
         self.teacher = teacher
-        self.kind = kind
+        self.mode = mode
         self.temperature = float(temperature)
         self.alpha = float(alpha)
         self.hints = [tuple(pair) for pair in hints]
@@ -223,7 +223,7 @@ class DistillationCallback(Callback):
         if teacher_logits is None:  # pragma: no cover - on_batch_begin always runs first
             raise RuntimeError("on_loss ran before on_batch_begin")
         student_logits = state.outputs
-        if self.kind == "soft":
+        if self.mode == "soft":
             kd = soft_kd_loss(student_logits, teacher_logits, temperature=self.temperature)
         else:
             kd = hard_kd_loss(student_logits, teacher_logits)
@@ -315,7 +315,7 @@ class DistillationCallback(Callback):
 
 def _validate(
     teacher: Any,
-    kind: str,
+    mode: str,
     temperature: float,
     alpha: float,
     hints: Any,
@@ -324,9 +324,9 @@ def _validate(
 ) -> None:
     if not isinstance(teacher, nn.Module):
         raise ConfigError.invalid("teacher", type(teacher).__name__, "a trained torch.nn.Module")
-    if kind not in _KINDS:
+    if mode not in _MODES:
         raise ConfigError.invalid(
-            "kind", kind, "'soft' (Hinton KD) or 'hard' (teacher's top-1 labels)"
+            "mode", mode, "'soft' (Hinton KD) or 'hard' (teacher's top-1 labels)"
         )
     if not (isinstance(temperature, int | float) and math.isfinite(temperature)) or (
         temperature <= 0
@@ -366,8 +366,8 @@ def _validate(
 class Distiller(Compressor):
     """Knowledge distillation from a teacher while fine-tuning with the Trainer.
 
-    ``kind="soft"`` is Hinton et al.'s (2015) KD (temperature ``T``, weight ``alpha``, the
-    ``T^2`` scaling); ``kind="hard"`` trains on the teacher's top-1 labels. ``hints`` adds
+    ``mode="soft"`` is Hinton et al.'s (2015) KD (temperature ``T``, weight ``alpha``, the
+    ``T^2`` scaling); ``mode="hard"`` trains on the teacher's top-1 labels. ``hints`` adds
     FitNets (Romero et al. 2015) feature hints between named layers, with a learned 1x1
     adapter when the shapes differ. ``augment`` draws a new augmented view of every batch
     which teacher and student both see — with ``alpha=1`` and a long schedule this is the
@@ -392,7 +392,7 @@ class Distiller(Compressor):
         self,
         *,
         teacher: nn.Module,
-        kind: str = "soft",
+        mode: str = "soft",
         temperature: float = 4.0,
         alpha: float = 0.9,
         hints: Sequence[tuple[str, str]] = (),
@@ -401,7 +401,7 @@ class Distiller(Compressor):
         cache_teacher: bool = False,
         epochs: int | None = None,
     ) -> None:
-        _validate(teacher, kind, temperature, alpha, hints, hint_weight, cache_teacher)
+        _validate(teacher, mode, temperature, alpha, hints, hint_weight, cache_teacher)
         if augment is not None and not isinstance(augment, Augment):
             raise ConfigError.invalid(
                 "augment", augment, "an Augment or None", "see nasforge.train.augment"
@@ -417,7 +417,7 @@ class Distiller(Compressor):
         if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
             raise ConfigError.invalid("epochs", epochs, "a positive integer or None")
         self.teacher = teacher
-        self.kind = kind
+        self.mode = mode
         self.temperature = float(temperature)
         self.alpha = float(alpha)
         self.hints = [tuple(p) for p in hints]
@@ -431,7 +431,7 @@ class Distiller(Compressor):
         """Fine-tune ``model`` (the student) in place under the teacher; return it."""
         callback = DistillationCallback(
             teacher=self.teacher,
-            kind=self.kind,
+            mode=self.mode,
             temperature=self.temperature,
             alpha=self.alpha,
             hints=self.hints,
@@ -457,6 +457,6 @@ class Distiller(Compressor):
 
     def __repr__(self) -> str:
         return (
-            f"Distiller(kind={self.kind!r}, temperature={self.temperature}, alpha={self.alpha}, "
+            f"Distiller(mode={self.mode!r}, temperature={self.temperature}, alpha={self.alpha}, "
             f"hints={self.hints!r}, augment={self.augment!r}, epochs={self.epochs})"
         )
