@@ -17,6 +17,7 @@ from nasforge.errors import (
     NasforgeError,
     RegistryError,
     TrainingDivergedError,
+    UnsupportedModelError,
 )
 from nasforge.registry import KINDS, available, build, get, register, unregister
 
@@ -33,39 +34,68 @@ _LAZY: dict[str, str] = {
     "load_checkpoint": "nasforge.train.callbacks",
     "History": "nasforge.train.trainer",
     "Trainer": "nasforge.train.trainer",
+    "count_macs": "nasforge.measure",
+    "count_params": "nasforge.measure",
+    "measure_latency": "nasforge.measure",
+    "size_on_disk": "nasforge.measure",
+    "Pipeline": "nasforge.compress.pipeline",
+    "CompressionReport": "nasforge.compress.report",
+    "ChannelPruner": "nasforge.compress.prune.structured",
+    "prune_channels": "nasforge.compress.prune.structured",
+    "MagnitudePruner": "nasforge.compress.prune.unstructured",
+    "load_model": "nasforge.compress.export",
+    "save_model": "nasforge.compress.export",
 }
 
 __all__ = [
     "KINDS",
     "Callback",
+    "ChannelPruner",
     "CheckpointError",
+    "CompressionReport",
     "ConfigError",
     "DataBundle",
     "EarlyStopping",
     "History",
+    "MagnitudePruner",
     "MissingDependencyError",
     "ModelCheckpoint",
     "NasforgeError",
+    "Pipeline",
     "RegistryError",
     "TensorLoader",
     "TrainState",
     "Trainer",
     "TrainingDivergedError",
+    "UnsupportedModelError",
     "__version__",
     "available",
     "build",
+    "count_macs",
+    "count_params",
     "get",
     "load_checkpoint",
     "load_dataset",
+    "load_model",
+    "measure_latency",
+    "prune_channels",
     "register",
+    "save_model",
     "seed_everything",
+    "size_on_disk",
     "unregister",
 ]
 
 if TYPE_CHECKING:
     from nasforge._seed import seed_everything
+    from nasforge.compress.export import load_model, save_model
+    from nasforge.compress.pipeline import Pipeline
+    from nasforge.compress.prune.structured import ChannelPruner, prune_channels
+    from nasforge.compress.prune.unstructured import MagnitudePruner
+    from nasforge.compress.report import CompressionReport
     from nasforge.data.bundle import DataBundle, load_dataset
     from nasforge.data.loaders import TensorLoader
+    from nasforge.measure import count_macs, count_params, measure_latency, size_on_disk
     from nasforge.train.callbacks import (
         Callback,
         EarlyStopping,

@@ -51,6 +51,16 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
     demo.set_defaults(run=_demo)
+
+    compress = commands.add_parser(
+        "compress",
+        help="compress a model as a YAML config describes, and report before/after",
+        description="Run the compression pipeline of CONFIG.yaml (model, data, trainer, "
+        "compressors, measure, output sections; see docs/compression.md).",
+    )
+    compress.add_argument("config", help="the YAML config file")
+    compress.add_argument("--report", metavar="REPORT.json", help="write the report as JSON")
+    compress.set_defaults(run=_compress)
     return parser
 
 
@@ -109,6 +119,18 @@ def _demo(args: argparse.Namespace) -> int:
         f"(val accuracy {history.last['val_accuracy']:.4f})"
     )
     print(f"test accuracy: {test['accuracy']:.4f}  test macro-F1: {test['macro_f1']:.4f}")
+    return 0
+
+
+def _compress(args: argparse.Namespace) -> int:
+    from nasforge.compress.config import load_config, run_compress
+
+    report = run_compress(load_config(args.config), report_path=args.report)
+    print(report.table())
+    for key, value in report.ratios().items():
+        print(f"{key}: {value:.4g}")
+    if args.report:
+        print(f"report written to {args.report}")
     return 0
 
 

@@ -52,6 +52,8 @@ _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
         "nasforge.compress.distill",
         "nasforge.compress.quantize.qat",
         "nasforge.compress.quantize.ptq",
+        "nasforge.compress.prune.structured",
+        "nasforge.compress.prune.unstructured",
     ),
     "dataset": ("nasforge.data.datasets",),
     "evaluator": (),

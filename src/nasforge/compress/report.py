@@ -99,10 +99,8 @@ class CompressionReport:
             if key not in self.before or key not in self.after:
                 continue
             b, a = self.before[key], self.after[key]
-            if higher_better:
-                factor = f"{a - b:+.4f}"
-            else:
-                factor = f"{b / a:.2f}x" if a else "-"
+            ratio = f"{b / a:.2f}x" if a else "-"
+            factor = f"{a - b:+.4f}" if higher_better else ratio
             rows.append((label, _fmt(b), _fmt(a), factor))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(

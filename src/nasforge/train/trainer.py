@@ -348,6 +348,22 @@ class Trainer:
                 outputs.append(model(inputs.to(self.device)).cpu())
         return torch.cat(outputs)
 
+    def compress(
+        self, model: nn.Module, compressors: Sequence[Any], **options: Any
+    ) -> tuple[nn.Module, Any]:
+        """Run ``compressors`` in order on a copy of ``model``; return it and a report.
+
+        The report (a :class:`~nasforge.compress.CompressionReport`) compares accuracy,
+        parameters, MACs, size on disk and CPU latency before and after. ``options`` go to
+        :class:`~nasforge.compress.Pipeline` (``batch_sizes``, ``threads``, ``latency``...)::
+
+            small, report = trainer.compress(model, [nf.build("compressor", "channel_prune")])
+            print(report.table())
+        """
+        from nasforge.compress.pipeline import Pipeline
+
+        return Pipeline(compressors, **options).run(model, self)
+
     def _run_eval(
         self, model: nn.Module, loader: Iterable[Any], loss_fn: Callable[..., torch.Tensor]
     ) -> dict[str, float]:

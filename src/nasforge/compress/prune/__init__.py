@@ -18,9 +18,16 @@ from nasforge.compress.prune.importance import (
 )
 from nasforge.compress.prune.schedule import schedule_amounts
 from nasforge.compress.prune.structured import ChannelPruner, keep_count, prune_channels
+from nasforge.compress.prune.unstructured import (
+    NO_SPEEDUP_NOTE,
+    MagnitudePruner,
+    make_permanent,
+    sparsity_report,
+)
 
 __all__ = [
     "IMPORTANCES",
+    "NO_SPEEDUP_NOTE",
     "BNScaleImportance",
     "ChannelGroup",
     "ChannelPruner",
@@ -28,9 +35,12 @@ __all__ = [
     "GroupMember",
     "Importance",
     "MagnitudeImportance",
+    "MagnitudePruner",
     "TaylorImportance",
     "build_graph",
     "keep_count",
+    "make_permanent",
     "prune_channels",
     "schedule_amounts",
+    "sparsity_report",
 ]
