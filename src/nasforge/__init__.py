@@ -45,6 +45,10 @@ _LAZY: dict[str, str] = {
     "MagnitudePruner": "nasforge.compress.prune.unstructured",
     "load_model": "nasforge.compress.export",
     "save_model": "nasforge.compress.export",
+    "DistillationCallback": "nasforge.compress.distill",
+    "Distiller": "nasforge.compress.distill",
+    "Int8Quantizer": "nasforge.compress.quantize.ptq",
+    "QATQuantizer": "nasforge.compress.quantize.qat",
 }
 
 __all__ = [
@@ -55,13 +59,17 @@ __all__ = [
     "CompressionReport",
     "ConfigError",
     "DataBundle",
+    "DistillationCallback",
+    "Distiller",
     "EarlyStopping",
     "History",
+    "Int8Quantizer",
     "MagnitudePruner",
     "MissingDependencyError",
     "ModelCheckpoint",
     "NasforgeError",
     "Pipeline",
+    "QATQuantizer",
     "RegistryError",
     "TensorLoader",
     "TrainState",
@@ -88,10 +96,13 @@ __all__ = [
 
 if TYPE_CHECKING:
     from nasforge._seed import seed_everything
+    from nasforge.compress.distill import DistillationCallback, Distiller
     from nasforge.compress.export import load_model, save_model
     from nasforge.compress.pipeline import Pipeline
     from nasforge.compress.prune.structured import ChannelPruner, prune_channels
     from nasforge.compress.prune.unstructured import MagnitudePruner
+    from nasforge.compress.quantize.ptq import Int8Quantizer
+    from nasforge.compress.quantize.qat import QATQuantizer
     from nasforge.compress.report import CompressionReport
     from nasforge.data.bundle import DataBundle, load_dataset
     from nasforge.data.loaders import TensorLoader
