@@ -13,6 +13,7 @@ from typing import Any
 __all__ = [
     "CheckpointError",
     "ConfigError",
+    "JournalError",
     "MissingDependencyError",
     "NasforgeError",
     "RegistryError",
@@ -66,6 +67,10 @@ class MissingDependencyError(NasforgeError, ImportError):
 
 class CheckpointError(NasforgeError):
     """A checkpoint file is missing, truncated or not a nasforge checkpoint."""
+
+
+class JournalError(NasforgeError):
+    """A search journal is missing, damaged, or records a different search."""
 
 
 class TrainingDivergedError(NasforgeError):
