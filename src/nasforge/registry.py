@@ -57,7 +57,7 @@ _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
     ),
     "dataset": ("nasforge.data.datasets",),
     "evaluator": (),
-    "executor": (),
+    "executor": ("nasforge.execution.serial", "nasforge.execution.process"),
     "scheduler": (),
     "space": (),
     "strategy": (),

@@ -1,0 +1,95 @@
+"""The executor contract: submit tasks, wait for the next ones to finish.
+
+An executor runs ``fn(*args)`` for each submitted task and hands back a
+:class:`TaskResult` per task as tasks finish, in completion order. A task that raises,
+runs out of memory, dies, or exceeds the executor's per-task ``timeout`` still produces a
+result — with its :class:`Failure` kind and a message — so one bad trial never stops the
+caller. Executors never decide what to run; the search loop asks the strategy for as many
+candidates as :attr:`Executor.free` says and submits them.
+"""
+
+from __future__ import annotations
+
+import enum
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nasforge.errors import ConfigError
+
+
+class Failure(enum.Enum):
+    """Why a task produced no value."""
+
+    EXCEPTION = "exception"
+    OUT_OF_MEMORY = "out_of_memory"
+    TIMEOUT = "timeout"
+    CRASHED = "crashed"  # the worker died (a signal, a segfault, the OOM killer)
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """The outcome of one task: its ``value``, or a ``failure`` kind and ``error`` text."""
+
+    task_id: int
+    value: Any = None
+    failure: Failure | None = None
+    error: str | None = None
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+class Executor(ABC):
+    """Runs tasks; ``workers`` of them at a time."""
+
+    def __init__(self, *, workers: int = 1, timeout: float | None = None) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ConfigError.invalid("executor.workers", workers, "a positive integer")
+        if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
+            raise ConfigError.invalid(
+                "executor.timeout", timeout, "a positive number of seconds or None"
+            )
+        self.workers = workers
+        self.timeout = None if timeout is None else float(timeout)
+
+    @property
+    @abstractmethod
+    def running(self) -> int:
+        """Tasks submitted and not yet returned by :meth:`wait`."""
+
+    @property
+    def free(self) -> int:
+        """How many more tasks can start now."""
+        return max(0, self.workers - self.running)
+
+    @abstractmethod
+    def submit(self, task_id: int, fn: Callable[..., Any], *args: Any) -> None:
+        """Start ``fn(*args)`` (or queue it, for the serial executor)."""
+
+    @abstractmethod
+    def wait(self) -> list[TaskResult]:
+        """Block until at least one running task finishes; return all that have."""
+
+    @abstractmethod
+    def shutdown(self) -> None:
+        """Stop every running task and release workers (idempotent)."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+def describe_exception(exc: BaseException) -> tuple[Failure, str]:
+    """Classify an exception raised by a task and format it with its traceback."""
+    message = "".join(traceback.format_exception(exc)).rstrip()
+    out_of_memory = isinstance(exc, MemoryError) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    )
+    return (Failure.OUT_OF_MEMORY if out_of_memory else Failure.EXCEPTION), message

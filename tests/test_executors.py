@@ -1,0 +1,194 @@
+import os
+import signal
+import time
+
+import pytest
+
+import nasforge as nf
+from nasforge.execution import Failure, ProcessExecutor, SerialExecutor
+
+_LEAK: list[bytes] = []
+
+
+def square(x):
+    return x * x
+
+
+def fail(message):
+    raise ValueError(message)
+
+
+def out_of_memory():
+    raise MemoryError
+
+
+def sleep_then(seconds, value):
+    time.sleep(seconds)
+    return value
+
+
+def exit_abruptly(code):
+    os._exit(code)
+
+
+def kill_self():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def leak_and_count():
+    _LEAK.append(b"x" * 1_000_000)
+    return len(_LEAK)
+
+
+def torch_threads():
+    import torch
+
+    return torch.get_num_threads()
+
+
+def unpicklable():
+    return lambda: None
+
+
+def _drain(executor):
+    results = {}
+    while executor.running:
+        for result in executor.wait():
+            results[result.task_id] = result
+    return results
+
+
+@pytest.mark.parametrize("name", ["serial", "process"])
+def test_executors_are_registered_plugins(name):
+    assert name in nf.available("executor")
+    executor = nf.build("executor", name, timeout=5)
+    assert executor.timeout == 5.0
+
+
+@pytest.mark.parametrize("make", [SerialExecutor, lambda: ProcessExecutor(workers=2)])
+def test_values_and_exceptions_come_back_per_task(make):
+    with make() as executor:
+        executor.submit(0, square, 3)
+        executor.submit(1, fail, "bad trial")
+        executor.submit(2, out_of_memory)
+        results = _drain(executor)
+    assert results[0].ok and results[0].value == 9
+    assert results[1].failure is Failure.EXCEPTION
+    assert "ValueError: bad trial" in results[1].error
+    assert "Traceback" in results[1].error
+    assert results[2].failure is Failure.OUT_OF_MEMORY
+
+
+def test_serial_runs_in_submission_order_one_at_a_time():
+    executor = SerialExecutor()
+    assert executor.free == 1
+    for i in range(3):
+        executor.submit(i, square, i)
+    assert executor.free == 0 and executor.running == 3
+    assert [executor.wait()[0].task_id for _ in range(3)] == [0, 1, 2]
+    assert executor.wait() == []
+
+
+def test_serial_timeout_interrupts_the_task():
+    executor = SerialExecutor(timeout=0.3)
+    executor.submit(0, sleep_then, 5, "late")
+    start = time.perf_counter()
+    (result,) = executor.wait()
+    assert time.perf_counter() - start < 2
+    assert result.failure is Failure.TIMEOUT and "0.3 s" in result.error
+
+
+def test_process_workers_run_in_parallel():
+    with ProcessExecutor(workers=2) as executor:
+        start = time.perf_counter()
+        executor.submit(0, sleep_then, 1.0, "a")
+        executor.submit(1, sleep_then, 1.0, "b")
+        assert executor.free == 0
+        results = _drain(executor)
+        elapsed = time.perf_counter() - start
+    assert {r.value for r in results.values()} == {"a", "b"}
+    assert elapsed < 1.8
+
+
+def test_process_crashes_fail_only_their_task():
+    with ProcessExecutor(workers=2) as executor:
+        executor.submit(0, exit_abruptly, 3)
+        executor.submit(1, kill_self)
+        results = _drain(executor)
+        executor.submit(2, square, 4)
+        results.update(_drain(executor))
+    assert results[0].failure is Failure.CRASHED
+    assert "exited with code 3" in results[0].error
+    assert results[1].failure is Failure.CRASHED
+    assert "SIGKILL" in results[1].error and "out-of-memory" in results[1].error
+    assert results[2].value == 16
+
+
+def test_process_timeout_stops_the_worker():
+    with ProcessExecutor(workers=2, timeout=0.5) as executor:
+        executor.submit(0, sleep_then, 30, "late")
+        executor.submit(1, sleep_then, 0.1, "quick")
+        start = time.perf_counter()
+        results = _drain(executor)
+    assert time.perf_counter() - start < 5
+    assert results[1].value == "quick"
+    assert results[0].failure is Failure.TIMEOUT
+    assert "stopped" in results[0].error
+
+
+def test_memory_does_not_carry_over_between_tasks():
+    with ProcessExecutor(workers=1) as executor:
+        counts = []
+        for i in range(3):
+            executor.submit(i, leak_and_count)
+            counts += [r.value for r in _drain(executor).values()]
+    assert counts == [1, 1, 1]  # each task starts from the driver's clean state
+    assert _LEAK == []
+
+
+def test_threads_per_worker_is_applied():
+    pytest.importorskip("torch")
+    with ProcessExecutor(workers=2, threads_per_worker=1) as executor:
+        executor.submit(0, torch_threads)
+        (result,) = _drain(executor).values()
+    assert result.value == 1
+
+
+def test_an_unpicklable_result_is_a_failure_not_a_hang():
+    with ProcessExecutor(workers=1) as executor:
+        executor.submit(0, unpicklable)
+        (result,) = _drain(executor).values()
+    assert result.failure is Failure.EXCEPTION
+    assert "cannot send the result back" in result.error
+
+
+@pytest.mark.slow
+def test_spawn_start_method_runs_picklable_tasks():
+    with ProcessExecutor(workers=2, start_method="spawn") as executor:
+        executor.submit(0, square, 5)
+        (result,) = _drain(executor).values()
+    assert result.value == 25
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"workers": 0}, "executor.workers"),
+        ({"timeout": -1}, "executor.timeout"),
+        ({"start_method": "thread"}, "executor.start_method"),
+        ({"threads_per_worker": 0}, "executor.threads_per_worker"),
+    ],
+)
+def test_bad_settings_name_the_field(kwargs, field):
+    with pytest.raises(nf.ConfigError) as info:
+        ProcessExecutor(**kwargs)
+    assert info.value.field == field
+
+
+def test_shutdown_stops_running_workers():
+    executor = ProcessExecutor(workers=1)
+    executor.submit(0, sleep_then, 30, None)
+    process = next(iter(executor._running.values())).process
+    executor.shutdown()
+    assert not process.is_alive()
+    assert executor.running == 0
