@@ -21,6 +21,7 @@ from nasforge.compress.quantize import (
     fake_quantize,
     prepare_qat,
     quantize_int8,
+    recalibrate_batchnorm,
     strip_fake_quant,
 )
 
@@ -296,3 +297,41 @@ def test_int8_resnet18_is_4x_smaller_and_faster(pruned):
         batch = torch.rand(32, 3, 16, 16, generator=generator)
         out_f, out_q = model(batch), quantized(batch)
     assert torch.nn.functional.cosine_similarity(out_f, out_q).min() > 0.95
+
+
+def test_batchnorm_recalibration_averages_statistics_of_the_final_weights():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
+    model[1].running_mean.fill_(5.0)  # stale statistics
+    batches = [torch.randn(8, 1, 6, 6) for _ in range(3)]
+    assert recalibrate_batchnorm(model, batches) == 3
+    with torch.no_grad():
+        means = [model[0](b).mean(dim=(0, 2, 3)) for b in batches]
+    torch.testing.assert_close(model[1].running_mean, torch.stack(means).mean(0))
+    assert model.training and model[1].momentum == 0.1  # mode and momentum restored
+    assert recalibrate_batchnorm(nn.Linear(2, 2), batches) == 0
+
+
+@pytest.mark.parametrize("batches", [0, 2])
+def test_qat_recalibrates_batchnorm_after_fine_tuning(image_bundle, batches):
+    calls = []
+
+    class Marker(nf.Callback):
+        def on_fit_end(self, trainer, state):
+            calls.append("fit_end")
+
+    model = _cnn()
+    model[1].register_forward_hook(
+        lambda m, a, o: calls.append((m.training, torch.is_grad_enabled()))
+    )
+    QATQuantizer(bits=4, epochs=1, bn_recalibration_batches=batches).apply(
+        model, _trainer(image_bundle, callbacks=[Marker()])
+    )
+    after = calls[calls.index("fit_end") + 1 :]
+    assert after == [(True, False)] * batches  # BN in train mode, no gradients
+
+
+def test_bn_recalibration_batches_is_validated():
+    with pytest.raises(nf.ConfigError) as info:
+        QATQuantizer(bn_recalibration_batches=-1)
+    assert info.value.field == "bn_recalibration_batches"

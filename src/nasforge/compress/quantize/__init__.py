@@ -14,6 +14,7 @@ from nasforge.compress.quantize.qat import (
     WeightFakeQuant,
     fake_quantize,
     prepare_qat,
+    recalibrate_batchnorm,
     strip_fake_quant,
 )
 
@@ -29,5 +30,6 @@ __all__ = [
     "fake_quantize",
     "prepare_qat",
     "quantize_int8",
+    "recalibrate_batchnorm",
     "strip_fake_quant",
 ]
