@@ -49,21 +49,41 @@ _LAZY: dict[str, str] = {
     "Distiller": "nasforge.compress.distill",
     "Int8Quantizer": "nasforge.compress.quantize.ptq",
     "QATQuantizer": "nasforge.compress.quantize.qat",
+    "Arch": "nasforge.space.base",
+    "Space": "nasforge.space.base",
+    "Choice": "nasforge.space.params",
+    "Fixed": "nasforge.space.params",
+    "FloatRange": "nasforge.space.params",
+    "IntRange": "nasforge.space.params",
+    "Strategy": "nasforge.strategy.base",
+    "Evaluator": "nasforge.search.evaluator",
+    "TabularBenchmark": "nasforge.search.evaluator",
+    "UnknownArchError": "nasforge.search.evaluator",
+    "search": "nasforge.search.loop",
+    "SearchResult": "nasforge.search.result",
+    "Trial": "nasforge.search.result",
+    "TrialStatus": "nasforge.search.result",
 }
 
 __all__ = [
     "KINDS",
+    "Arch",
     "Callback",
     "ChannelPruner",
     "CheckpointError",
+    "Choice",
     "CompressionReport",
     "ConfigError",
     "DataBundle",
     "DistillationCallback",
     "Distiller",
     "EarlyStopping",
+    "Evaluator",
+    "Fixed",
+    "FloatRange",
     "History",
     "Int8Quantizer",
+    "IntRange",
     "MagnitudePruner",
     "MissingDependencyError",
     "ModelCheckpoint",
@@ -71,10 +91,17 @@ __all__ = [
     "Pipeline",
     "QATQuantizer",
     "RegistryError",
+    "SearchResult",
+    "Space",
+    "Strategy",
+    "TabularBenchmark",
     "TensorLoader",
     "TrainState",
     "Trainer",
     "TrainingDivergedError",
+    "Trial",
+    "TrialStatus",
+    "UnknownArchError",
     "UnsupportedModelError",
     "__version__",
     "available",
@@ -89,6 +116,7 @@ __all__ = [
     "prune_channels",
     "register",
     "save_model",
+    "search",
     "seed_everything",
     "size_on_disk",
     "unregister",
@@ -107,6 +135,12 @@ if TYPE_CHECKING:
     from nasforge.data.bundle import DataBundle, load_dataset
     from nasforge.data.loaders import TensorLoader
     from nasforge.measure import count_macs, count_params, measure_latency, size_on_disk
+    from nasforge.search.evaluator import Evaluator, TabularBenchmark, UnknownArchError
+    from nasforge.search.loop import search
+    from nasforge.search.result import SearchResult, Trial, TrialStatus
+    from nasforge.space.base import Arch, Space
+    from nasforge.space.params import Choice, Fixed, FloatRange, IntRange
+    from nasforge.strategy.base import Strategy
     from nasforge.train.callbacks import (
         Callback,
         EarlyStopping,

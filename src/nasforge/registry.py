@@ -56,11 +56,17 @@ _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
         "nasforge.compress.prune.unstructured",
     ),
     "dataset": ("nasforge.data.datasets",),
-    "evaluator": (),
+    "evaluator": ("nasforge.search.evaluator",),
     "executor": ("nasforge.execution.serial", "nasforge.execution.process"),
     "scheduler": (),
-    "space": (),
-    "strategy": (),
+    "space": ("nasforge.space.builtin",),
+    "strategy": (
+        "nasforge.strategy.random",
+        "nasforge.strategy.grid",
+        "nasforge.strategy.evolution",
+        "nasforge.strategy.bayesian",
+        "nasforge.strategy.local",
+    ),
 }
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")

@@ -1,0 +1,190 @@
+"""Trial records and the :class:`SearchResult` of a search.
+
+A :class:`Trial` is what the search loop (and a journal) stores per query; it is plain
+data and round-trips through :meth:`Trial.to_dict`.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nasforge.errors import MissingDependencyError
+from nasforge.space.base import Arch
+
+__all__ = ["SearchResult", "Trial", "TrialStatus"]
+
+
+class TrialStatus(enum.Enum):
+    """Lifecycle of a trial."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    INFEASIBLE = "infeasible"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass
+class Trial:
+    """One query: the arch, its metrics and status, timing, and the error if it failed."""
+
+    number: int
+    arch: Arch
+    status: TrialStatus = TrialStatus.RUNNING
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    started: float = 0.0
+    duration: float = 0.0
+
+    @property
+    def key(self) -> str:
+        return self.arch.key
+
+    @property
+    def finished(self) -> bool:
+        return self.status is TrialStatus.FINISHED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "key": self.key,
+            "arch": self.arch.to_dict(),
+            "status": self.status.value,
+            "metrics": dict(self.metrics),
+            "error": self.error,
+            "started": self.started,
+            "duration": self.duration,
+        }
+
+
+@dataclass
+class SearchResult:
+    """What :func:`nasforge.search` returns: the trials in query order and the best one.
+
+    ``objective`` and ``mode`` say how "best" is judged.
+    """
+
+    trials: list[Trial]
+    objective: str
+    mode: str = "max"
+    strategy: str = ""
+    seed: int = 0
+    duration: float = 0.0
+
+    def _better(self, a: float, b: float) -> bool:
+        return a > b if self.mode == "max" else a < b
+
+    @property
+    def finished(self) -> list[Trial]:
+        return [t for t in self.trials if t.finished and self.objective in t.metrics]
+
+    @property
+    def best(self) -> Trial | None:
+        """The best finished trial by the objective (the first one on ties); None if none."""
+        best: Trial | None = None
+        for t in self.finished:
+            if best is None or self._better(
+                t.metrics[self.objective], best.metrics[self.objective]
+            ):
+                best = t
+        return best
+
+    def best_so_far(self) -> list[float]:
+        """The best objective value after each trial (NaN until a trial finished)."""
+        out, best = [], math.nan
+        for t in self.trials:
+            if t.finished and self.objective in t.metrics:
+                v = t.metrics[self.objective]
+                if math.isnan(best) or self._better(v, best):
+                    best = v
+            out.append(best)
+        return out
+
+    def __len__(self) -> int:
+        return len(self.trials)
+
+    def __repr__(self) -> str:
+        best = self.best
+        text = "none" if best is None else f"{best.metrics[self.objective]:.4g} ({best.key})"
+        return (
+            f"SearchResult(trials={len(self.trials)}, strategy={self.strategy!r}, "
+            f"{self.objective}={self.mode}, best={text})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "objective": self.objective,
+            "mode": self.mode,
+            "strategy": self.strategy,
+            "seed": self.seed,
+            "duration": self.duration,
+            "best": None if self.best is None else self.best.number,
+            "trials": [t.to_dict() for t in self.trials],
+        }
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """The result as JSON text; also written to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=1)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def to_csv(self, path: str | Path) -> None:
+        """One row per trial: number, key, status, duration, error, then every metric."""
+        metrics: list[str] = []
+        for t in self.trials:
+            metrics += [m for m in t.metrics if m not in metrics]
+        with Path(path).open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["number", "key", "status", "duration", "error", *metrics])
+            for t in self.trials:
+                writer.writerow(
+                    [t.number, t.key, t.status.value, f"{t.duration:.6f}", t.error or ""]
+                    + [t.metrics.get(m, "") for m in metrics]
+                )
+
+    def plot(self, ax: Any = None, *, label: str | None = None) -> Any:
+        """Plot each trial's objective and the best-so-far curve; returns the Axes.
+
+        Needs matplotlib (``pip install "nasforge[plots]"``).
+        """
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise MissingDependencyError(
+                "matplotlib", extra="plots", purpose="to plot search progress"
+            ) from None
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 4))
+        xs = [t.number for t in self.finished]
+        ys = [t.metrics[self.objective] for t in self.finished]
+        ax.scatter(xs, ys, s=10, alpha=0.4, label="trials")
+        ax.plot(range(len(self.trials)), self.best_so_far(), label=label or "best so far")
+        ax.set_xlabel("trial")
+        ax.set_ylabel(self.objective)
+        ax.set_title(f"{self.strategy or 'search'} ({self.mode} {self.objective})")
+        ax.legend()
+        return ax
+
+
+def trials_from_dicts(space: Any, records: Sequence[dict[str, Any]]) -> list[Trial]:
+    """Rebuild trials from :meth:`Trial.to_dict` records (what a journal will replay)."""
+    return [
+        Trial(
+            number=r["number"],
+            arch=space.from_key(r["key"]),
+            status=TrialStatus(r["status"]),
+            metrics=dict(r["metrics"]),
+            error=r["error"],
+            started=r["started"],
+            duration=r["duration"],
+        )
+        for r in records
+    ]

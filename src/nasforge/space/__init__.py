@@ -1,0 +1,9 @@
+"""Search spaces: parameter primitives, ``Arch``, ``Space`` and the built-in spaces.
+
+Importing this package never imports torch; only ``Space.build`` does.
+"""
+
+from nasforge.space.base import Arch, Space
+from nasforge.space.params import Choice, Fixed, FloatRange, IntRange, Param
+
+__all__ = ["Arch", "Choice", "Fixed", "FloatRange", "IntRange", "Param", "Space"]

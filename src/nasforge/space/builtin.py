@@ -1,0 +1,271 @@
+"""The built-in ``space`` plugins: ``nb201``, ``mlp`` and ``cnn``.
+
+The definitions are framework-free; :meth:`build` imports the PyTorch modules lazily
+(:mod:`nasforge.space._torch`), so defining and searching a space never loads torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from nasforge.errors import ConfigError
+from nasforge.registry import register
+from nasforge.space.base import Arch, Space
+from nasforge.space.params import Choice, FloatRange, IntRange
+
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["NB201_EDGES", "NB201_OPS", "CNNSpace", "MLPSpace", "NB201Space"]
+
+#: The five candidate operations of a NAS-Bench-201 edge, in the benchmark's order.
+NB201_OPS: tuple[str, ...] = (
+    "none",
+    "skip_connect",
+    "nor_conv_1x1",
+    "nor_conv_3x3",
+    "avg_pool_3x3",
+)
+#: The six edges ``(to_node, from_node)`` of the cell, in the order of the cell string.
+NB201_EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+
+
+def _edge_name(to: int, frm: int) -> str:
+    return f"edge_{to}_{frm}"
+
+
+_EDGE_NAMES = tuple(_edge_name(t, f) for t, f in NB201_EDGES)
+
+
+@register("space", "nb201")
+class NB201Space(Space):
+    """NAS-Bench-201 cell space: 6 edges x 5 ops (15,625 cells), keyed by the cell string.
+
+    Parameters are named ``edge_{to}_{from}`` (``edge_1_0``, ``edge_2_0``, ``edge_2_1``,
+    ``edge_3_0``, ``edge_3_1``, ``edge_3_2``); :attr:`Arch.key` is the standard cell string,
+    so a table keyed by it (the NAS-Bench-201 exports) can be looked up directly.
+    :meth:`build` returns the benchmark's network (Dong & Yang, ICLR 2020): a 3x3 stem,
+    three stages of ``cells_per_stage`` cells with ``channels`` x (1, 2, 4) channels joined
+    by residual reduction blocks, then BN-ReLU, global pooling and a linear classifier.
+
+    Example::
+
+        space = nf.build("space", "nb201")
+        arch = space.from_key("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|"
+                              "+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|")
+        model = space.build(arch, num_classes=10)        # an nn.Module, 32x32 RGB input
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            [Choice(_edge_name(t, f), NB201_OPS) for t, f in NB201_EDGES], name="nb201"
+        )
+
+    def format_key(self, values: Mapping[str, Any]) -> str:
+        v = [values[name] for name in _EDGE_NAMES]
+        return f"|{v[0]}~0|+|{v[1]}~0|{v[2]}~1|+|{v[3]}~0|{v[4]}~1|{v[5]}~2|"
+
+    def parse_key(self, key: str) -> dict[str, Any]:
+        expected = "a cell string like '|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...~2|'"
+        if not isinstance(key, str):
+            raise ConfigError.invalid("key", key, expected)
+        nodes = key.split("+")
+        values: dict[str, Any] = {}
+        if len(nodes) != 3:
+            raise ConfigError.invalid("key", key, expected)
+        for node, text in enumerate(nodes, start=1):
+            parts = [p for p in text.split("|") if p]
+            if len(parts) != node:
+                raise ConfigError.invalid("key", key, expected)
+            for frm, part in enumerate(parts):
+                op, _, src = part.partition("~")
+                if src != str(frm):
+                    raise ConfigError.invalid("key", key, expected)
+                values[_edge_name(node, frm)] = self[_edge_name(node, frm)].parse(op)
+        return values
+
+    def build(  # type: ignore[override]
+        self,
+        arch: Arch,
+        *,
+        num_classes: int = 10,
+        input_shape: Sequence[int] = (3, 32, 32),
+        channels: int = 16,
+        cells_per_stage: int = 5,
+    ) -> nn.Module:
+        """The NAS-Bench-201 network for ``arch`` (any ``(C, H, W)`` input)."""
+        from nasforge.space._torch import NB201Network
+
+        arch = self.arch(arch)
+        shape = _check_shape(input_shape, dims=(3,), space="nb201")
+        _check_positive("num_classes", num_classes)
+        _check_positive("channels", channels)
+        _check_positive("cells_per_stage", cells_per_stage)
+        ops = [arch[_edge_name(t, f)] for t, f in NB201_EDGES]
+        return NB201Network(
+            ops,
+            in_channels=shape[0],
+            num_classes=num_classes,
+            channels=channels,
+            cells_per_stage=cells_per_stage,
+        )
+
+
+@register("space", "mlp")
+class MLPSpace(Space):
+    """Multi-layer perceptrons: depth, per-layer width, activation, dropout, normalisation.
+
+    ``width_i`` is active when ``depth >= i``. :meth:`build` flattens any input shape.
+
+    Example::
+
+        space = nf.build("space", "mlp", max_depth=3)
+        model = space.build(space.sample(seed=0), input_shape=(1, 40), num_classes=10)
+    """
+
+    def __init__(
+        self,
+        *,
+        max_depth: int = 4,
+        widths: Sequence[int] = (32, 64, 128, 256, 512),
+        activations: Sequence[str] = ("relu", "gelu", "silu", "tanh"),
+        max_dropout: float = 0.5,
+        norms: Sequence[str] = ("none", "batch", "layer"),
+    ) -> None:
+        if not isinstance(max_depth, int) or max_depth < 1:
+            raise ConfigError.invalid("mlp.max_depth", max_depth, "an integer >= 1")
+        _check_subset("mlp.activations", activations, _activations())
+        _check_subset("mlp.norms", norms, ("none", "batch", "layer"))
+        if any(not isinstance(w, int) or w < 1 for w in widths) or not widths:
+            raise ConfigError.invalid("mlp.widths", list(widths), "positive integers")
+        params: list[Any] = [IntRange("depth", 1, max_depth)]
+        for i in range(1, max_depth + 1):
+            when = {"depth": list(range(i, max_depth + 1))} if i > 1 else None
+            params.append(Choice(f"width_{i}", list(widths), when=when))
+        params.append(Choice("activation", list(activations)))
+        if max_dropout > 0:
+            params.append(FloatRange("dropout", 0.0, float(max_dropout)))
+        params.append(Choice("norm", list(norms)))
+        super().__init__(params, name="mlp")
+        self.options = {
+            "max_depth": max_depth,
+            "widths": list(widths),
+            "activations": list(activations),
+            "max_dropout": max_dropout,
+            "norms": list(norms),
+        }
+
+    def build(  # type: ignore[override]
+        self, arch: Arch, *, input_shape: Sequence[int], num_classes: int
+    ) -> nn.Module:
+        """An ``nn.Sequential`` MLP for inputs of ``input_shape`` (flattened)."""
+        from nasforge.space._torch import make_mlp
+
+        arch = self.arch(arch)
+        shape = _check_shape(input_shape, dims=(1, 2, 3), space="mlp")
+        _check_positive("num_classes", num_classes)
+        widths = [arch[f"width_{i}"] for i in range(1, arch["depth"] + 1)]
+        return make_mlp(
+            in_features=_prod(shape),
+            widths=widths,
+            activation=arch["activation"],
+            dropout=arch.get("dropout", 0.0),
+            norm=arch["norm"],
+            num_classes=num_classes,
+        )
+
+
+@register("space", "cnn")
+class CNNSpace(Space):
+    """Macro CNNs for 1-D signals ``(C, L)`` or 2-D images ``(C, H, W)``: number of stages,
+    and per stage channels, kernel size and blocks (conv-BN-ReLU), plus the pooling.
+
+    Stage ``i`` parameters (``channels_i``, ``kernel_i``, ``blocks_i``) are active when
+    ``stages >= i``; stages after the first downsample by 2 with ``pooling`` (max or avg)
+    while the signal is long enough. The head is global average pooling and a linear layer.
+
+    Example::
+
+        space = nf.build("space", "cnn")
+        net = space.build(space.sample(seed=0), input_shape=(1, 40), num_classes=10)
+    """
+
+    def __init__(
+        self,
+        *,
+        max_stages: int = 3,
+        channels: Sequence[int] = (8, 16, 32, 64),
+        kernels: Sequence[int] = (3, 5, 7),
+        max_blocks: int = 3,
+        poolings: Sequence[str] = ("max", "avg"),
+    ) -> None:
+        if not isinstance(max_stages, int) or max_stages < 1:
+            raise ConfigError.invalid("cnn.max_stages", max_stages, "an integer >= 1")
+        if not isinstance(max_blocks, int) or max_blocks < 1:
+            raise ConfigError.invalid("cnn.max_blocks", max_blocks, "an integer >= 1")
+        if not kernels or any(not isinstance(k, int) or k < 1 or k % 2 == 0 for k in kernels):
+            raise ConfigError.invalid("cnn.kernels", list(kernels), "odd positive integers")
+        if not channels or any(not isinstance(c, int) or c < 1 for c in channels):
+            raise ConfigError.invalid("cnn.channels", list(channels), "positive integers")
+        _check_subset("cnn.poolings", poolings, ("max", "avg"))
+        params: list[Any] = [IntRange("stages", 1, max_stages)]
+        for i in range(1, max_stages + 1):
+            when = {"stages": list(range(i, max_stages + 1))} if i > 1 else None
+            params += [
+                Choice(f"channels_{i}", list(channels), when=when),
+                Choice(f"kernel_{i}", list(kernels), when=when),
+                IntRange(f"blocks_{i}", 1, max_blocks, when=when),
+            ]
+        params.append(Choice("pooling", list(poolings)))
+        super().__init__(params, name="cnn")
+
+    def build(  # type: ignore[override]
+        self, arch: Arch, *, input_shape: Sequence[int], num_classes: int
+    ) -> nn.Module:
+        """A Conv1d network for ``(C, L)`` inputs, a Conv2d network for ``(C, H, W)``."""
+        from nasforge.space._torch import make_cnn
+
+        arch = self.arch(arch)
+        shape = _check_shape(input_shape, dims=(2, 3), space="cnn")
+        _check_positive("num_classes", num_classes)
+        stages = [
+            (arch[f"channels_{i}"], arch[f"kernel_{i}"], arch[f"blocks_{i}"])
+            for i in range(1, arch["stages"] + 1)
+        ]
+        return make_cnn(shape, stages=stages, pooling=arch["pooling"], num_classes=num_classes)
+
+
+def _activations() -> tuple[str, ...]:
+    return ("relu", "gelu", "silu", "tanh", "elu", "leaky_relu")
+
+
+def _check_subset(field: str, values: Sequence[str], allowed: Sequence[str]) -> None:
+    if isinstance(values, str) or not values or any(v not in allowed for v in values):
+        raise ConfigError.invalid(field, values, f"a non-empty list drawn from {list(allowed)}")
+
+
+def _check_positive(field: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError.invalid(field, value, "a positive integer")
+
+
+def _check_shape(shape: Any, *, dims: tuple[int, ...], space: str) -> tuple[int, ...]:
+    ok = isinstance(shape, Sequence) and len(shape) in dims
+    ok = ok and all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape)
+    if not ok:
+        forms = {1: "(F,)", 2: "(C, L)", 3: "(C, H, W)"}
+        raise ConfigError.invalid(
+            "input_shape",
+            shape,
+            " or ".join(forms[d] for d in dims) + " of positive integers (no batch dimension)",
+            hint=f"the {space} space builds for one sample's shape, e.g. data.input_shape",
+        )
+    return tuple(shape)
+
+
+def _prod(shape: Sequence[int]) -> int:
+    out = 1
+    for s in shape:
+        out *= s
+    return out

@@ -1,0 +1,8 @@
+"""Ask/tell search strategies: ``random``, ``grid``, ``evolution``, ``bayesian``, ``local``.
+
+Importing this package does not import torch.
+"""
+
+from nasforge.strategy.base import Score, Strategy, StrategyStateError
+
+__all__ = ["Score", "Strategy", "StrategyStateError"]
