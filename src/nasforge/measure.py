@@ -207,7 +207,11 @@ def measure_latency(
 
 
 def size_on_disk(model: nn.Module | dict[str, Any]) -> int:
-    """Bytes that ``torch.save(model.state_dict())`` writes (or of a given state_dict)."""
+    """Bytes that ``torch.save(model.state_dict())`` writes (or of a given state_dict).
+
+    Measured in memory; a file differs by a few bytes per tensor, as the archive's internal
+    names follow the file name.
+    """
     state = model.state_dict() if isinstance(model, nn.Module) else model
     buffer = io.BytesIO()
     torch.save(state, buffer)

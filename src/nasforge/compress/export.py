@@ -304,7 +304,12 @@ def export_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     model.eval()
     axes = {n: {0: "batch"} for n in [*names, "output"]} if dynamic_batch else None
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # The TorchScript-based exporter needs only `onnx`; torch 2.9+ calls it legacy
+        # (the torch.export-based one needs onnxscript too) but it is what works for
+        # every model that traces.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+        warnings.filterwarnings("ignore", message=r".*legacy TorchScript-based ONNX export")
         torch.onnx.export(
             model,
             inputs,

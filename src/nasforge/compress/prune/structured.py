@@ -276,7 +276,9 @@ class ChannelPruner(Compressor):
                 name: keep_count(n, amount, round_to=self.round_to, min_channels=self.min_channels)
                 for name, n in original.items()
             }
-            model, step_sizes = _prune(model, graph, targets, self.importance, example)
+            pruned, step_sizes = _prune(model, graph, targets, self.importance, example)
+            model.zero_grad(set_to_none=True)  # gradients of a Taylor estimate
+            model = pruned
             for name, (_, after) in step_sizes.items():
                 sizes[name] = [original.get(name, after), after]
             logger.info(
@@ -289,8 +291,6 @@ class ChannelPruner(Compressor):
             )
             if self.finetune_epochs:
                 trainer.fit(model, epochs=self.finetune_epochs)
-        for p in model.parameters():
-            p.grad = None
         self.stats = {
             "ratio": self.ratio,
             "schedule": self.schedule,
