@@ -192,3 +192,53 @@ def test_shutdown_stops_running_workers():
     executor.shutdown()
     assert not process.is_alive()
     assert executor.running == 0
+
+
+@pytest.fixture(scope="module")
+def ray_executor():
+    pytest.importorskip("ray")
+    from nasforge.execution.ray import RayExecutor
+
+    tests_dir = os.path.dirname(os.path.abspath(__file__))  # workers import these task functions
+    executor = RayExecutor(
+        workers=2,
+        timeout=10,
+        init_options={"runtime_env": {"env_vars": {"PYTHONPATH": tests_dir}}},
+    )
+    yield executor
+    executor.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_executor_runs_tasks_and_isolates_failures(ray_executor):
+    ray_executor.submit(0, square, 6)
+    ray_executor.submit(1, fail, "bad trial")
+    results = _drain(ray_executor)
+    ray_executor.submit(2, torch_threads)
+    results.update(_drain(ray_executor))
+    assert results[0].value == 36
+    assert results[1].failure is Failure.EXCEPTION and "bad trial" in results[1].error
+    assert results[2].value == 1  # one CPU per trial -> one PyTorch thread
+
+
+@pytest.mark.slow
+def test_ray_executor_timeout_cancels_the_task(ray_executor):
+    ray_executor.timeout = 0.5
+    try:
+        ray_executor.submit(0, sleep_then, 30, "late")
+        start = time.perf_counter()
+        (result,) = _drain(ray_executor).values()
+    finally:
+        ray_executor.timeout = 10.0
+    assert time.perf_counter() - start < 5
+    assert result.failure is Failure.TIMEOUT
+
+
+def test_ray_executor_without_ray_gives_the_install_hint(monkeypatch):
+    import sys
+
+    from nasforge.execution.ray import RayExecutor
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(nf.MissingDependencyError, match=r"nasforge\[ray\]"):
+        RayExecutor()

@@ -57,7 +57,11 @@ _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
     ),
     "dataset": ("nasforge.data.datasets",),
     "evaluator": ("nasforge.search.evaluator",),
-    "executor": ("nasforge.execution.serial", "nasforge.execution.process"),
+    "executor": (
+        "nasforge.execution.serial",
+        "nasforge.execution.process",
+        "nasforge.execution.ray",
+    ),
     "scheduler": (),
     "space": ("nasforge.space.builtin",),
     "strategy": (

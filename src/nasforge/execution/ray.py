@@ -1,0 +1,168 @@
+"""Trials as Ray tasks, on an existing Ray cluster or a local one (extra ``nasforge[ray]``)."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from nasforge.errors import ConfigError, MissingDependencyError
+from nasforge.execution.base import Executor, Failure, TaskResult, describe_exception
+from nasforge.registry import register
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours its error messages
+
+
+@dataclass
+class _Running:
+    task_id: int
+    ref: Any  # ray.ObjectRef
+    started: float
+
+
+@register("executor", "ray")
+class RayExecutor(Executor):
+    """Runs each trial as a Ray task, ``workers`` at a time.
+
+    With ``address=None`` a local Ray instance is started (with ``workers *
+    cpus_per_trial`` CPUs) and stopped again at :meth:`shutdown`; with an address such as
+    ``"ray://head:10001"`` or ``"auto"`` the trials run on that cluster, which is left
+    running. Each trial reserves ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs, and
+    PyTorch in the task uses that many threads. The task function is put in Ray's object
+    store once, not sent with every trial. Ray never retries a trial: a failure is recorded
+    and the search moves on.
+    """
+
+    def __init__(
+        self,
+        *,
+        workers: int = 2,
+        timeout: float | None = None,
+        address: str | None = None,
+        cpus_per_trial: float = 1,
+        gpus_per_trial: float = 0,
+        init_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(workers=workers, timeout=timeout)
+        if cpus_per_trial <= 0:
+            raise ConfigError.invalid("executor.cpus_per_trial", cpus_per_trial, "> 0")
+        if gpus_per_trial < 0:
+            raise ConfigError.invalid("executor.gpus_per_trial", gpus_per_trial, ">= 0")
+        try:
+            import ray
+        except ImportError:
+            raise MissingDependencyError(
+                "ray", extra="ray", purpose="for the ray executor"
+            ) from None
+        self._ray = ray
+        self._started_ray = False
+        if not ray.is_initialized():
+            options: dict[str, Any] = {
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "configure_logging": False,
+            }
+            if address is None:
+                options["num_cpus"] = max(1, round(workers * cpus_per_trial))
+            options.update(init_options or {})
+            ray.init(address=address, **options)
+            self._started_ray = True
+        self.address = address
+        self.cpus_per_trial = cpus_per_trial
+        self.gpus_per_trial = gpus_per_trial
+        self._task = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=0)(
+            _ray_task
+        )
+        self._functions: dict[Callable[..., Any], Any] = {}
+        self._running: dict[Any, _Running] = {}
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    def submit(self, task_id: int, fn: Callable[..., Any], *args: Any) -> None:
+        if fn not in self._functions:
+            self._functions[fn] = self._ray.put(fn)
+        threads = max(1, int(self.cpus_per_trial))
+        ref = self._task.remote(self._functions[fn], threads, *args)
+        self._running[ref] = _Running(task_id, ref, time.perf_counter())
+
+    def wait(self) -> list[TaskResult]:
+        if not self._running:
+            return []
+        while True:
+            timeout = None
+            if self.timeout is not None:
+                now = time.perf_counter()
+                timeout = max(
+                    0.0, min(r.started + self.timeout - now for r in self._running.values())
+                )
+            ready, _ = self._ray.wait(
+                list(self._running), num_returns=1, timeout=timeout, fetch_local=True
+            )
+            results = [self._collect(ref) for ref in ready]
+            results += self._expire_overdue()
+            if results:
+                return results
+
+    def shutdown(self) -> None:
+        for ref in list(self._running):
+            self._ray.cancel(ref, force=True)
+        self._running.clear()
+        self._functions.clear()
+        if self._started_ray and self._ray.is_initialized():
+            self._ray.shutdown()
+            self._started_ray = False
+
+    def _collect(self, ref: Any) -> TaskResult:
+        running = self._running.pop(ref)
+        duration = time.perf_counter() - running.started
+        exceptions = self._ray.exceptions
+        try:
+            kind, payload = self._ray.get(ref)
+        except exceptions.OutOfMemoryError as exc:
+            return TaskResult(running.task_id, failure=Failure.OUT_OF_MEMORY, error=str(exc),
+                              duration=duration)  # fmt: skip
+        except (exceptions.WorkerCrashedError, exceptions.RayTaskError) as exc:
+            return TaskResult(running.task_id, failure=Failure.CRASHED,
+                              error=_ANSI.sub("", str(exc)), duration=duration)  # fmt: skip
+        if kind == "ok":
+            return TaskResult(running.task_id, value=payload, duration=duration)
+        failure, message = payload
+        return TaskResult(running.task_id, failure=Failure(failure), error=message,
+                          duration=duration)  # fmt: skip
+
+    def _expire_overdue(self) -> list[TaskResult]:
+        if self.timeout is None:
+            return []
+        now = time.perf_counter()
+        expired = []
+        for ref, running in list(self._running.items()):
+            if now - running.started >= self.timeout:
+                self._ray.cancel(ref, force=True)
+                del self._running[ref]
+                expired.append(
+                    TaskResult(
+                        running.task_id,
+                        failure=Failure.TIMEOUT,
+                        error=f"the trial exceeded its timeout of {self.timeout:g} s "
+                        "and its Ray task was cancelled",
+                        duration=now - running.started,
+                    )
+                )
+        return expired
+
+
+def _ray_task(fn: Callable[..., Any], threads: int, *args: Any) -> tuple[str, Any]:
+    """Runs inside a Ray worker; failures come back as data, not as Ray errors."""
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    try:
+        return "ok", fn(*args)
+    except Exception as exc:
+        failure, message = describe_exception(exc)
+        return "error", (failure.value, message)
