@@ -280,3 +280,22 @@ def test_taylor_importance_runs_with_trainer_gradients(image_data):
     small = pruner.apply(model, trainer)
     assert small.left[0].out_channels == 3
     assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    ("space", "shape"), [("mlp", (1, 40)), ("cnn", (1, 8, 8)), ("nb201", (3, 8, 8))]
+)
+def test_every_network_of_nasforges_spaces_prunes_and_reloads(space, shape, tmp_path):
+    from nasforge.compress import load_model, save_model
+
+    built = nf.build("space", space)
+    for seed in range(3):
+        arch = built.sample(seed=seed)
+        model = built.build(arch, input_shape=shape, num_classes=10).eval()
+        x = torch.randn(2, *shape)
+        small = prune_channels(model, x, ratio=0.5).eval()
+        assert small(x).shape == (2, 10)
+        assert nf.count_params(small) < 0.6 * nf.count_params(model)
+        save_model(small, tmp_path / "m.pt")
+        fresh = built.build(arch, input_shape=shape, num_classes=10)
+        torch.testing.assert_close(load_model(tmp_path / "m.pt", model=fresh)(x), small(x))

@@ -129,10 +129,14 @@ def save_model(
         )
     if builder is not None:
         resolve_builder(builder)  # fail now rather than at load time
-    shapes = {
-        name: {a: int(getattr(m, a)) for a in _SHAPE_ATTRS if isinstance(getattr(m, a, None), int)}
-        for name, m in model.named_modules()
-    }
+    shapes: dict[str, dict[str, Any]] = {}
+    for name, m in model.named_modules():
+        attrs: dict[str, Any] = {
+            a: int(getattr(m, a)) for a in _SHAPE_ATTRS if isinstance(getattr(m, a, None), int)
+        }
+        if isinstance(m, nn.LayerNorm):
+            attrs["normalized_shape"] = list(m.normalized_shape)
+        shapes[name] = attrs
     payload = {
         "format": FORMAT,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -185,7 +189,7 @@ def shrink_to(
         except AttributeError:
             raise CheckpointError(f"the rebuilt model has no module {name!r}") from None
         for attr, value in attrs.items():
-            setattr(module, attr, value)
+            setattr(module, attr, tuple(value) if isinstance(value, list) else value)
     return model
 
 

@@ -214,6 +214,10 @@ def _nodes_in(value: Any) -> list[fx.Node]:
     return found
 
 
+def _is_feature_norm(module: nn.LayerNorm, shape: torch.Size | None) -> bool:
+    return shape is not None and len(shape) == 2 and len(module.normalized_shape) == 1
+
+
 def _matches(name: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
@@ -338,6 +342,8 @@ class DependencyGraph:
             kind = "linear"
         elif isinstance(module, nn.modules.batchnorm._BatchNorm):
             kind = "norm"
+        elif isinstance(module, nn.LayerNorm) and _is_feature_norm(module, _shape(source)):
+            kind = "norm"  # over the features of [batch, features]: prunable like a BN
         elif isinstance(module, _PASSTHROUGH_MODULES):
             out = inp
         elif isinstance(module, nn.Flatten) and module.start_dim == 1 and module.end_dim == -1:

@@ -164,10 +164,10 @@ def _apply_plan(graph: DependencyGraph, plan: dict[int, torch.Tensor], model: nn
             module.out_channels = module.in_channels = module.groups = weight.shape[0]
         elif spec.kind == "linear":
             module.out_features, module.in_features = weight.shape[0], weight.shape[1]
+        elif isinstance(module, nn.LayerNorm):
+            module.normalized_shape = (len(out_idx),)
         else:
-            module.num_features = (
-                module.running_mean.shape[0] if weight is None else weight.shape[0]
-            )
+            module.num_features = len(out_idx)
 
 
 def _select(module: nn.Module, name: str, dim: int, index: torch.Tensor | None) -> None:

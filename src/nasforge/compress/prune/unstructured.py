@@ -229,6 +229,11 @@ class MagnitudePruner(Compressor):
         if self.permanent:
             make_permanent(model)
         self.stats = sparsity_report(model)
+        logger.info(
+            "magnitude_prune: %.1f%% of conv/linear weights are zero (%s)",
+            100 * self.stats["sparsity"],
+            NO_SPEEDUP_NOTE,
+        )
         return model
 
     def __repr__(self) -> str:
