@@ -11,6 +11,8 @@ candidates as :attr:`Executor.free` says and submits them.
 from __future__ import annotations
 
 import enum
+import sys
+import time
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -84,6 +86,44 @@ class Executor(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+
+def run_task(fn: Callable[..., Any], threads: int, args: tuple[Any, ...]) -> tuple[str, Any]:
+    """Run one task inside a worker; the answer is ``("ok", value)`` or
+    ``("error", (failure kind, message))``, so failures travel back as data."""
+    if "torch" in sys.modules:  # keep parallel workers from oversubscribing the cores
+        sys.modules["torch"].set_num_threads(threads)
+    try:
+        return "ok", fn(*args)
+    except BaseException as exc:  # a worker reports everything, even SystemExit
+        failure, message = describe_exception(exc)
+        return "error", (failure.value, message)
+
+
+def result_from_answer(task_id: int, answer: tuple[str, Any], duration: float) -> TaskResult:
+    """Turn a worker's :func:`run_task` answer back into a :class:`TaskResult`."""
+    kind, payload = answer
+    if kind == "ok":
+        return TaskResult(task_id, value=payload, duration=duration)
+    failure, message = payload
+    return TaskResult(task_id, failure=Failure(failure), error=message, duration=duration)
+
+
+def seconds_to_deadline(timeout: float | None, started: list[float]) -> float | None:
+    """How long to wait before the earliest running task is due (None: no timeout)."""
+    if timeout is None or not started:
+        return None
+    return max(0.0, min(started) + timeout - time.perf_counter())
+
+
+def timed_out(task_id: int, timeout: float, started: float, what: str) -> TaskResult:
+    """The result of a task stopped for exceeding ``timeout``; ``what`` says how."""
+    return TaskResult(
+        task_id,
+        failure=Failure.TIMEOUT,
+        error=f"the trial exceeded its timeout of {timeout:g} s and {what}",
+        duration=time.perf_counter() - started,
+    )
 
 
 def describe_exception(exc: BaseException) -> tuple[Failure, str]:

@@ -13,7 +13,16 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from nasforge.errors import ConfigError
-from nasforge.execution.base import Executor, Failure, TaskResult, describe_exception
+from nasforge.execution.base import (
+    Executor,
+    Failure,
+    TaskResult,
+    describe_exception,
+    result_from_answer,
+    run_task,
+    seconds_to_deadline,
+    timed_out,
+)
 from nasforge.registry import register
 
 _START_METHODS = ("fork", "forkserver", "spawn")
@@ -89,10 +98,11 @@ class ProcessExecutor(Executor):
         if not self._running:
             return []
         while True:
-            timeout = self._seconds_to_next_deadline()
+            timeout = seconds_to_deadline(self.timeout, [r.started for r in self._running.values()])
             ready = wait([r.connection for r in self._running.values()], timeout=timeout)
-            results = [self._collect(r) for r in list(self._running.values())
-                       if r.connection in ready]  # fmt: skip
+            results = [
+                self._collect(r) for r in list(self._running.values()) if r.connection in ready
+            ]
             results += self._expire_overdue()
             if results:
                 return results
@@ -103,17 +113,11 @@ class ProcessExecutor(Executor):
             running.connection.close()
         self._running.clear()
 
-    def _seconds_to_next_deadline(self) -> float | None:
-        if self.timeout is None:
-            return None
-        now = time.perf_counter()
-        return max(0.0, min(r.started + self.timeout - now for r in self._running.values()))
-
     def _collect(self, running: _Running) -> TaskResult:
         del self._running[running.task_id]
         duration = time.perf_counter() - running.started
         try:
-            kind, payload = running.connection.recv()
+            answer = running.connection.recv()
         except (EOFError, OSError):  # the worker died before it could answer
             running.process.join()
             return TaskResult(
@@ -125,29 +129,20 @@ class ProcessExecutor(Executor):
         finally:
             running.connection.close()
         running.process.join()
-        if kind == "ok":
-            return TaskResult(running.task_id, value=payload, duration=duration)
-        failure, message = payload
-        return TaskResult(running.task_id, failure=Failure(failure), error=message,
-                          duration=duration)  # fmt: skip
+        return result_from_answer(running.task_id, answer, duration)
 
     def _expire_overdue(self) -> list[TaskResult]:
         if self.timeout is None:
             return []
-        now = time.perf_counter()
         expired = []
         for running in list(self._running.values()):
-            if now - running.started >= self.timeout:
+            if time.perf_counter() - running.started >= self.timeout:
                 _stop(running.process)
                 running.connection.close()
                 del self._running[running.task_id]
                 expired.append(
-                    TaskResult(
-                        running.task_id,
-                        failure=Failure.TIMEOUT,
-                        error=f"the trial exceeded its timeout of {self.timeout:g} s "
-                        "and its worker was stopped",
-                        duration=now - running.started,
+                    timed_out(
+                        running.task_id, self.timeout, running.started, "its worker was stopped"
                     )
                 )
         return expired
@@ -157,13 +152,7 @@ def _worker(
     connection: Connection, threads: int, fn: Callable[..., Any], args: tuple[Any, ...]
 ) -> None:
     """Runs in the worker process: one task, one answer, then exit."""
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
-    try:
-        answer: tuple[str, Any] = ("ok", fn(*args))
-    except BaseException as exc:
-        failure, message = describe_exception(exc)
-        answer = ("error", (failure.value, message))
+    answer = run_task(fn, threads, args)
     try:
         connection.send(answer)
     except Exception as exc:  # e.g. a return value that cannot be pickled

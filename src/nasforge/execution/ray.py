@@ -9,7 +9,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from nasforge.errors import ConfigError, MissingDependencyError
-from nasforge.execution.base import Executor, Failure, TaskResult, describe_exception
+from nasforge.execution.base import (
+    Executor,
+    Failure,
+    TaskResult,
+    result_from_answer,
+    run_task,
+    seconds_to_deadline,
+    timed_out,
+)
 from nasforge.registry import register
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours its error messages
@@ -93,12 +101,7 @@ class RayExecutor(Executor):
         if not self._running:
             return []
         while True:
-            timeout = None
-            if self.timeout is not None:
-                now = time.perf_counter()
-                timeout = max(
-                    0.0, min(r.started + self.timeout - now for r in self._running.values())
-                )
+            timeout = seconds_to_deadline(self.timeout, [r.started for r in self._running.values()])
             ready, _ = self._ray.wait(
                 list(self._running), num_returns=1, timeout=timeout, fetch_local=True
             )
@@ -121,35 +124,31 @@ class RayExecutor(Executor):
         duration = time.perf_counter() - running.started
         exceptions = self._ray.exceptions
         try:
-            kind, payload = self._ray.get(ref)
+            answer = self._ray.get(ref)
         except exceptions.OutOfMemoryError as exc:
-            return TaskResult(running.task_id, failure=Failure.OUT_OF_MEMORY, error=str(exc),
-                              duration=duration)  # fmt: skip
+            return TaskResult(
+                running.task_id, failure=Failure.OUT_OF_MEMORY, error=str(exc), duration=duration
+            )
         except (exceptions.WorkerCrashedError, exceptions.RayTaskError) as exc:
-            return TaskResult(running.task_id, failure=Failure.CRASHED,
-                              error=_ANSI.sub("", str(exc)), duration=duration)  # fmt: skip
-        if kind == "ok":
-            return TaskResult(running.task_id, value=payload, duration=duration)
-        failure, message = payload
-        return TaskResult(running.task_id, failure=Failure(failure), error=message,
-                          duration=duration)  # fmt: skip
+            return TaskResult(
+                running.task_id,
+                failure=Failure.CRASHED,
+                error=_ANSI.sub("", str(exc)),
+                duration=duration,
+            )
+        return result_from_answer(running.task_id, answer, duration)
 
     def _expire_overdue(self) -> list[TaskResult]:
         if self.timeout is None:
             return []
-        now = time.perf_counter()
         expired = []
         for ref, running in list(self._running.items()):
-            if now - running.started >= self.timeout:
+            if time.perf_counter() - running.started >= self.timeout:
                 self._ray.cancel(ref, force=True)
                 del self._running[ref]
                 expired.append(
-                    TaskResult(
-                        running.task_id,
-                        failure=Failure.TIMEOUT,
-                        error=f"the trial exceeded its timeout of {self.timeout:g} s "
-                        "and its Ray task was cancelled",
-                        duration=now - running.started,
+                    timed_out(
+                        running.task_id, self.timeout, running.started, "its Ray task was cancelled"
                     )
                 )
         return expired
@@ -157,12 +156,4 @@ class RayExecutor(Executor):
 
 def _ray_task(fn: Callable[..., Any], threads: int, *args: Any) -> tuple[str, Any]:
     """Runs inside a Ray worker; failures come back as data, not as Ray errors."""
-    import sys
-
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
-    try:
-        return "ok", fn(*args)
-    except Exception as exc:
-        failure, message = describe_exception(exc)
-        return "error", (failure.value, message)
+    return run_task(fn, threads, args)

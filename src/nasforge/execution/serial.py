@@ -60,8 +60,11 @@ class SerialExecutor(Executor):
             ]
         except Exception as exc:
             failure, message = describe_exception(exc)
-            return [TaskResult(task_id, failure=failure, error=message,
-                               duration=time.perf_counter() - start)]  # fmt: skip
+            return [
+                TaskResult(
+                    task_id, failure=failure, error=message, duration=time.perf_counter() - start
+                )
+            ]
         return [TaskResult(task_id, value=value, duration=time.perf_counter() - start)]
 
     def shutdown(self) -> None:
