@@ -64,12 +64,17 @@ def test_bad_files_give_checkpoint_errors(tmp_path):
         save_model(nn.Linear(2, 2), tmp_path / "x.pt", builder="resnet81")
 
 
+_JIT_LOAD = "ignore:`torch.jit.load` is deprecated:FutureWarning"
+
+
+@pytest.mark.filterwarnings(_JIT_LOAD)
 def test_torchscript_export_matches(pruned, tmp_path):
     model, x = pruned
     path = export_torchscript(model, tmp_path / "m.ts", x)
     torch.testing.assert_close(torch.jit.load(str(path))(x), model(x))
 
 
+@pytest.mark.filterwarnings(_JIT_LOAD)
 def test_int8_models_export_to_torchscript_not_save_model(tmp_path):
     from nasforge.compress.quantize import quantize_int8
 

@@ -31,7 +31,7 @@ def _cnn() -> nn.Module:
 @pytest.fixture(scope="module")
 def trained():
     data = nf.load_dataset("digits", seed=0)
-    trainer = nf.Trainer(data, epochs=3, lr=3e-3, progress=False)
+    trainer = nf.Trainer(data, epochs=2, lr=3e-3, progress=False)
     model = _cnn()
     trainer.fit(model)
     return model, trainer

@@ -113,6 +113,6 @@ class CompressionReport:
 
 
 def _fmt(value: float) -> str:
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:.4f}" if abs(value) < 1 else f"{value:,.3f}"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:,.2f}"
     return f"{int(value):,}"

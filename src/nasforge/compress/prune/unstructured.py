@@ -118,8 +118,9 @@ def sparsity_report(model: nn.Module, *, index_bytes: int = 4) -> dict[str, Any]
 
 @register("compressor", "magnitude_prune")
 class MagnitudePruner(Compressor):
-    """Unstructured magnitude pruning: zero the ``sparsity`` fraction of smallest weights.
+    """Unstructured magnitude pruning: zeroes the smallest weights (sparser, not faster).
 
+    The ``sparsity`` fraction of smallest-magnitude weights is set to zero.
     ``scope="layer"`` prunes every conv/linear weight to the same sparsity;
     ``scope="global"`` ranks all their weights together, so layers with many small weights
     lose more. ``schedule="agp"`` raises the sparsity over ``steps`` steps (Zhu & Gupta
