@@ -105,3 +105,20 @@ def test_onnx_without_onnx_says_how_to_install(pruned, tmp_path, monkeypatch):
     model, x = pruned
     with pytest.raises(MissingDependencyError, match="pip install onnx"):
         export_onnx(model, tmp_path / "m.onnx", x)
+
+
+def test_models_with_masks_attached_must_be_made_permanent_first(tmp_path):
+    import nasforge as nf
+    from nasforge.compress import make_permanent
+
+    data = nf.load_dataset("synthetic", num_samples=60, input_shape=(4,), num_classes=2)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    pruner = nf.build("compressor", "magnitude_prune", sparsity=0.5, permanent=False)
+    pruner.apply(model, nf.Trainer(data, progress=False))
+    with pytest.raises(ConfigError, match="make_permanent"):
+        save_model(model, tmp_path / "m.pt")
+    save_model(make_permanent(model), tmp_path / "m.pt")
+    loaded = load_model(
+        tmp_path / "m.pt", model=nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    )
+    assert (loaded[0].weight == 0).float().mean().item() == 0.5

@@ -299,3 +299,19 @@ def test_every_network_of_nasforges_spaces_prunes_and_reloads(space, shape, tmp_
         save_model(small, tmp_path / "m.pt")
         fresh = built.build(arch, input_shape=shape, num_classes=10)
         torch.testing.assert_close(load_model(tmp_path / "m.pt", model=fresh)(x), small(x))
+
+
+def test_a_pruned_copy_that_fails_to_run_is_reported_with_the_layer():
+    """Simulate a coupling the analysis missed: drop one layer from the plan."""
+    from nasforge.compress.prune.importance import MagnitudeImportance
+    from nasforge.compress.prune.structured import _prune
+
+    model = Residual().eval()
+    x = torch.randn(1, 3, 8, 8)
+    graph = build_graph(model, x)
+    del graph.specs["b.0"]  # b.0 would keep reading all 8 stem channels
+    targets = {g.name: g.size // 2 for g in graph.groups}
+    with pytest.raises(UnsupportedModelError, match=r"'b\.0' \(Conv2d\)") as info:
+        _prune(model, graph, targets, MagnitudeImportance(1), x)
+    assert info.value.layer == "b.0"
+    assert model.stem[0].out_channels == 8  # the original is untouched

@@ -127,6 +127,16 @@ def save_model(
             "load it with torch.jit.load",
             field="model",
         )
+    from torch.nn.utils import parametrize
+
+    masked = [n for n, m in model.named_modules() if n and parametrize.is_parametrized(m)]
+    if masked:
+        raise ConfigError(
+            f"{masked[0]!r} still carries a parametrization (a pruning mask or fake-quant). "
+            "HINT: call nasforge.compress.make_permanent(model) (masks) or "
+            "strip_fake_quant(model) (QAT) before saving",
+            field="model",
+        )
     if builder is not None:
         resolve_builder(builder)  # fail now rather than at load time
     shapes: dict[str, dict[str, Any]] = {}

@@ -119,13 +119,19 @@ def _prune(
     reference = _output_shapes(model, inputs)
     pruned = copy.deepcopy(model)
     _apply_plan(graph, plan, pruned)
+    failed_in: list[str] = []
     try:
-        shapes = _output_shapes(pruned, inputs)
+        shapes = _output_shapes(pruned, inputs, failed_in)
     except Exception as exc:
+        layer = failed_in[-1] if failed_in else None
+        where = (
+            f" in layer {layer!r} ({type(pruned.get_submodule(layer)).__name__})" if layer else ""
+        )
         raise UnsupportedModelError(
-            f"the pruned model no longer runs ({type(exc).__name__}: {exc}). The channel "
-            "analysis missed a coupling in this model. HINT: exclude the layer named in the "
-            "error, or report the model to nasforge"
+            f"the pruned model no longer runs: {type(exc).__name__}{where}: {exc}. The "
+            "channel analysis missed a coupling in this model. HINT: exclude that layer "
+            f"(exclude=[{layer or '...'!r}]) and report the model to nasforge",
+            layer=layer,
         ) from exc
     if shapes != reference:
         raise UnsupportedModelError(
@@ -135,7 +141,24 @@ def _prune(
     return pruned, sizes
 
 
-def _output_shapes(model: nn.Module, inputs: tuple[Any, ...]) -> list[tuple[int, ...]]:
+def _output_shapes(
+    model: nn.Module, inputs: tuple[Any, ...], failed_in: list[str] | None = None
+) -> list[tuple[int, ...]]:
+    """Output shapes of ``model`` on ``inputs``; ``failed_in`` collects the layers being run
+    (so the innermost one that raised is ``failed_in[-1]``)."""
+    handles = []
+    if failed_in is not None:
+
+        def enter(name: str) -> Any:
+            return lambda module, args: failed_in.append(name)  # returns None: args unchanged
+
+        def leave(module: nn.Module, args: Any, output: Any) -> None:
+            failed_in.pop()
+
+        for name, module in model.named_modules():
+            if name:
+                handles.append(module.register_forward_pre_hook(enter(name)))
+                handles.append(module.register_forward_hook(leave))
     was_training = model.training
     model.eval()
     try:
@@ -143,6 +166,8 @@ def _output_shapes(model: nn.Module, inputs: tuple[Any, ...]) -> list[tuple[int,
             out = model(*inputs)
     finally:
         model.train(was_training)
+        for handle in handles:
+            handle.remove()
     flat = out if isinstance(out, list | tuple) else [out]
     return [tuple(t.shape) for t in flat if isinstance(t, torch.Tensor)]
 
