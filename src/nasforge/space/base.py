@@ -335,11 +335,17 @@ class Space:
         activated conditional parameters are sampled, deactivated ones dropped."""
         rng = _as_rng(seed)
         values = arch.to_dict()
+        changed: set[str] = set()
         for _ in range(n):
-            free = [p for p in self.params if p.name in values and (p.size or 2) > 1]
+            free = [
+                p
+                for p in self.params
+                if p.name in values and p.name not in changed and (p.size or 2) > 1
+            ]
             if not free:
                 break
             p = free[int(rng.integers(len(free)))]
+            changed.add(p.name)
             values[p.name] = p.mutate(values[p.name], rng)
             values = self._complete(values, rng)
         return self._make(values)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,27 @@ from nasforge.strategy.base import Score, Strategy
 __all__ = ["BayesianOptimization"]
 
 _ACQUISITIONS = ("ei", "ucb")
+_controller: Any = None
+
+
+@contextlib.contextmanager
+def _single_threaded_blas() -> Iterator[None]:
+    """Run the small GP algebra on one BLAS thread: with matrices of a few hundred rows,
+    a multi-threaded BLAS on a busy machine is 10-20x slower. Uses threadpoolctl when it
+    is installed and does nothing otherwise."""
+    global _controller
+    if _controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _controller = False
+        else:
+            _controller = ThreadpoolController()
+    if _controller is False:
+        yield
+        return
+    with _controller.limit(limits=1, user_api="blas"):
+        yield
 
 
 @register("strategy", "bayesian")
@@ -50,6 +72,7 @@ class BayesianOptimization(Strategy):
         seed: int = 0,
         n_init: int = 10,
         acquisition: str = "ei",
+        n_local: int = 1,
         top_k: int = 5,
         n_mutations: int = 100,
         n_random: int = 200,
@@ -60,6 +83,7 @@ class BayesianOptimization(Strategy):
         super().__init__(space, seed=seed)
         for field, value, low in (
             ("n_init", n_init, 1),
+            ("n_local", n_local, 0),
             ("top_k", top_k, 1),
             ("n_mutations", n_mutations, 0),
             ("n_random", n_random, 0),
@@ -75,6 +99,7 @@ class BayesianOptimization(Strategy):
             )
         self.n_init = n_init
         self.acquisition = acquisition
+        self.n_local = n_local
         self.top_k = top_k
         self.n_mutations = n_mutations
         self.n_random = n_random
@@ -95,6 +120,7 @@ class BayesianOptimization(Strategy):
         return {
             "n_init": self.n_init,
             "acquisition": self.acquisition,
+            "n_local": self.n_local,
             "top_k": self.top_k,
             "n_mutations": self.n_mutations,
             "n_random": self.n_random,
@@ -165,10 +191,13 @@ class BayesianOptimization(Strategy):
     # --- proposals --------------------------------------------------------------------------
     def _pool(self, ranked: list[Arch]) -> list[Arch]:
         pool: dict[str, Arch] = {}
-        top = ranked[: self.top_k]
-        for arch in top:
+        for arch in ranked:  # trust region: unseen neighbours of the best archs first
             for n in self.space.neighbors(arch):
-                pool.setdefault(n.key, n)
+                if n.key not in self._seen:
+                    pool.setdefault(n.key, n)
+            if len(pool) >= self.n_local:
+                break
+        top = ranked[: self.top_k]
         for i in range(self.n_mutations):
             parent = top[i % len(top)]
             child = self.space.mutate(parent, self.rng, n=2 + int(self.rng.integers(2)))
@@ -182,6 +211,10 @@ class BayesianOptimization(Strategy):
         finished = [(a, s) for a, s in self._history if s is not None]
         if len(finished) < self.n_init:
             return self.random_unseen()
+        with _single_threaded_blas():
+            return self._propose_with_model(finished)
+
+    def _propose_with_model(self, finished: list[tuple[Arch, float]]) -> Arch:
         scores = np.array([s for _, s in finished])
         y = self._transform(scores)
         x = np.stack([self._encode(a) for a, _ in finished])

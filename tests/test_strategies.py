@@ -1,0 +1,140 @@
+"""Behaviour specific to each built-in strategy (the shared contract is in
+test_strategy_conformance.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nasforge as nf
+from nasforge.space import Choice, IntRange, Space
+from nasforge.testing import synthetic_score
+
+NB201_CSV = (
+    Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "nb201" / "nb201_cifar10.csv"
+)
+
+
+def small_space() -> Space:
+    return Space([Choice("op", ["a", "b", "c"]), IntRange("n", 1, 4), Choice("bn", [True, False])])
+
+
+def run(strategy, n, score=None):
+    score = score or (lambda a: synthetic_score(strategy.space, a))
+    out = []
+    for _ in range(n):
+        arch = strategy.ask()
+        strategy.tell(arch, score(arch))
+        out.append(arch)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "match"),
+    [
+        ("evolution", {"population_size": 1}, "population_size must be an integer >= 2"),
+        (
+            "evolution",
+            {"sample_size": 30},
+            r"sample_size must be an integer in \[1, population_size=20\]",
+        ),
+        ("evolution", {"crossover_prob": 1.5}, "crossover_prob must be a probability"),
+        ("grid", {"order": "spiral"}, "order must be one of"),
+        ("grid", {"resolution": 1}, "resolution must be an integer >= 2"),
+        ("local", {"restart": "never"}, "restart must be one of"),
+        ("bayesian", {"acquisition": "pi"}, r"acquisition must be one of \['ei', 'ucb'\]"),
+        ("bayesian", {"n_init": 0}, "n_init must be an integer >= 1"),
+        ("random", {"seed": -1}, "seed must be a non-negative integer"),
+    ],
+)
+def test_invalid_options_are_named(name, options, match):
+    with pytest.raises(nf.ConfigError, match=match):
+        nf.build("strategy", name, space=nf.build("space", "nb201"), **options)
+
+
+def test_unknown_option_lists_accepted_ones():
+    with pytest.raises(nf.ConfigError, match="Accepted arguments: space, seed, population_size"):
+        nf.build("strategy", "evolution", space=small_space(), population=3)
+
+
+def test_tell_rejects_non_numeric_scores():
+    strategy = nf.build("strategy", "random", space=small_space())
+    arch = strategy.ask()
+    with pytest.raises(nf.ConfigError, match="score must be a float to maximise"):
+        strategy.tell(arch, "0.9")
+    with pytest.raises(nf.ConfigError, match="multi-objective"):
+        strategy.tell(arch, (0.9, 1.0))
+    strategy.tell(arch, float("nan"))  # NaN counts as a failed trial
+    assert strategy.history[-1][1] is None
+
+
+def test_grid_lexicographic_and_shuffled_visit_the_whole_grid():
+    space = small_space()
+    lex = nf.build("strategy", "grid", space=space, order="lexicographic")
+    assert [a.key for a in run(lex, 24)] == [a.key for a in space.grid()]
+    shuffled = nf.build("strategy", "grid", space=space, order="shuffled", seed=1)
+    keys = [a.key for a in run(shuffled, 24)]
+    assert sorted(keys) == sorted(a.key for a in space.grid()) and keys != sorted(keys)
+
+
+def test_grid_coordinate_order_sweeps_lines_through_the_incumbent():
+    space = small_space()
+    grid = nf.build("strategy", "grid", space=space, seed=0)
+    first = grid.ask()
+    grid.tell(first, 0.0)
+    line = [grid.ask() for _ in range(2)]  # the other two values of "op"
+    assert {a["op"] for a in line} == {"a", "b", "c"} - {first["op"]}
+    assert all(a["n"] == first["n"] and a["bn"] == first["bn"] for a in line)
+
+
+def test_evolution_population_ages_and_children_are_mutants():
+    space = nf.build("space", "nb201")
+    evo = nf.build("strategy", "evolution", space=space, seed=0, population_size=10, sample_size=3)
+    run(evo, 40)
+    assert len(evo._population) == 10
+    assert [a.key for a, _ in evo._population] == [a.key for a, _ in evo.history[-10:]]
+    members = {a.key for a, _ in evo.history}
+    child = evo.ask()
+    parents = [a for a, _ in evo._population]
+    assert child.key not in members
+    assert min(sum(child[k] != p[k] for k in child) for p in parents) == 1
+
+
+def test_local_search_climbs_to_the_optimum_of_a_separable_score():
+    space = nf.build("space", "nb201")
+    target = space.sample(123)
+
+    def score(arch):
+        return float(sum(arch[k] == target[k] for k in arch))
+
+    local = nf.build("strategy", "local", space=space, seed=0, n_init=1)
+    keys = [a.key for a in run(local, 6 * 24 + 1, score)]
+    assert target.key in keys
+
+
+def test_bayesian_limits_itself_to_the_pool_around_the_best():
+    space = nf.build("space", "nb201")
+    bo = nf.build("strategy", "bayesian", space=space, seed=0, n_init=5, n_mutations=0, n_random=1)
+    run(bo, 5)
+    arch = bo.ask()
+    assert space.contains(arch) and not any(arch == a for a, _ in bo.history)
+
+
+@pytest.mark.slow
+def test_every_strategy_beats_random_search_on_nb201():
+    if not NB201_CSV.exists():
+        pytest.skip("NB201 table not available")
+    bench = nf.TabularBenchmark.from_csv(NB201_CSV, key="arch")
+    space = nf.build("space", "nb201")
+    best = {}
+    for name in nf.available("strategy"):
+        vals = []
+        for seed in range(1000, 1004):
+            result = nf.search(space, bench, strategy=name, budget=100, seed=seed, progress=False)
+            vals.append(result.best.metrics["val_acc"])
+        best[name] = float(np.mean(vals))
+    for name, value in best.items():
+        if name != "random":
+            assert value > best["random"], best
