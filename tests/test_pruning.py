@@ -315,3 +315,22 @@ def test_a_pruned_copy_that_fails_to_run_is_reported_with_the_layer():
         _prune(model, graph, targets, MagnitudeImportance(1), x)
     assert info.value.layer == "b.0"
     assert model.stem[0].out_channels == 8  # the original is untouched
+
+
+def test_reshapes_with_literal_channel_counts_are_fenced_off():
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Conv2d(3, 8, 1)
+            self.b = nn.Conv2d(8, 8, 1)
+            self.fc = nn.Linear(8 * 16, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.a(x).view(x.size(0), 8, 4, 4)  # a literal 8: must not prune a
+            x = self.b(x)
+            return self.fc(x.view(x.size(0), -1))  # flattening with -1: b is prunable
+
+    model = Net().eval()
+    small = prune_channels(model, torch.randn(2, 3, 4, 4), ratio=0.5)
+    assert small.a.out_channels == 8
+    assert small.b.out_channels == 4 and small.fc.in_features == 4 * 16

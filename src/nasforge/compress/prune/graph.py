@@ -390,12 +390,15 @@ class DependencyGraph:
             end = args[2] if len(args) > 2 else node.kwargs.get("end_dim", -1)
             if start == 1 and end == -1:
                 return self._flatten(node, first, env)
-        if name in ("view", "reshape") and isinstance(first, fx.Node):
-            sizes = args[1:] if len(args) > 2 or not isinstance(args[1], tuple | list) else args[1]
+        if name in ("view", "reshape") and isinstance(first, fx.Node) and len(args) >= 2:
+            sizes = args[1] if len(args) == 2 and isinstance(args[1], tuple | list) else args[1:]
             src = _shape(first)
-            if src is not None and shape is not None and tuple(src) == tuple(shape):
+            # A literal channel count would go stale after pruning: only -1 or sizes read
+            # from the tensor (x.size(0), x.shape[1]...) are safe.
+            dynamic = len(sizes) >= 2 and not (isinstance(sizes[1], int) and sizes[1] != -1)
+            if dynamic and src is not None and shape is not None and tuple(src) == tuple(shape):
                 return env.get(first)
-            if shape is not None and len(shape) == 2 and len(sizes) == 2 and sizes[-1] == -1:
+            if dynamic and shape is not None and len(shape) == 2 and len(sizes) == 2:
                 return self._flatten(node, first, env)
         if name in _REDUCTIONS and isinstance(first, fx.Node):
             return self._reduction(node, env, first)
