@@ -3,7 +3,7 @@
 Trains resnet18 (CIFAR-style stem) on the bundled digits at 16x16 for a few epochs, removes
 half of the channels of every prunable group with ``channel_prune`` (fine-tuning after),
 prints the before/after report, then saves, reloads and exports the pruned network.
-About three minutes on two CPU cores:
+A few minutes on two CPU cores:
 
     python examples/prune_channels.py
 """
@@ -40,7 +40,7 @@ def main() -> None:
         ratio=0.5,  # remove half of the channels of every prunable group
         importance="l1",  # or "l2", "bn_scale", "taylor", or a callable group -> scores
         round_to=8,  # hardware-friendly channel counts
-        exclude=["conv1"],  # keep the stem as it is
+        # exclude=["layer4.*"] would keep those layers' shapes
         finetune_epochs=2,
     )
     small, report = trainer.compress(model, [pruner], batch_sizes=(1, 32))

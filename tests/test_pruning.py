@@ -334,3 +334,24 @@ def test_reshapes_with_literal_channel_counts_are_fenced_off():
     small = prune_channels(model, torch.randn(2, 3, 4, 4), ratio=0.5)
     assert small.a.out_channels == 8
     assert small.b.out_channels == 4 and small.fc.in_features == 4 * 16
+
+
+def test_batch_norm_statistics_are_re_estimated_after_pruning():
+    torch.manual_seed(0)
+    model = Residual()
+    trainer = nf.Trainer(
+        nf.load_dataset("synthetic", num_samples=120, input_shape=(3, 8, 8), num_classes=4),
+        epochs=1,
+        progress=False,
+    )
+    trainer.fit(model)
+    kept = ChannelPruner(ratio=0.5, bn_recalibration_batches=0).apply(model, trainer)
+    fresh = ChannelPruner(ratio=0.5, bn_recalibration_batches=4).apply(model, trainer)
+    # a.1 normalises a.0's output, which now reads only half of the stem's channels
+    assert not torch.allclose(fresh.a[1].running_mean, kept.a[1].running_mean)
+    x = torch.cat([b[0] for b in itertools.islice(nf.TensorLoader(
+        *trainer.train_data.tensors, batch_size=64, shuffle=True), 4)])  # fmt: skip
+    with torch.no_grad():
+        fresh.eval()
+        pre = fresh.a[0](fresh.stem(x))
+    torch.testing.assert_close(fresh.a[1].running_mean, pre.mean((0, 2, 3)), rtol=0.1, atol=0.05)
