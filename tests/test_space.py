@@ -306,3 +306,12 @@ def test_defining_and_searching_spaces_does_not_import_torch():
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_space_from_yaml_file(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text(conditional_space().to_yaml())
+    assert Space.from_yaml(path) == conditional_space()
+    assert Space.from_yaml(str(path)) == conditional_space()
+    with pytest.raises(nf.ConfigError, match="an existing YAML file"):
+        Space.from_yaml(tmp_path / "missing.yaml")

@@ -165,7 +165,10 @@ class Space:
         import yaml
 
         text = source
-        if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source):
+        is_path = isinstance(source, Path) or (
+            "\n" not in source and Path(source).suffix in (".yaml", ".yml")
+        )
+        if is_path:
             path = Path(source)
             if not path.exists():
                 raise ConfigError.invalid("space", str(source), "an existing YAML file")

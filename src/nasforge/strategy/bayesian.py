@@ -53,7 +53,8 @@ class BayesianOptimization(Strategy):
     normal quantiles (a Gaussian copula) so outliers like broken archs do not dominate, and
     the kernel weights, signal and noise variance are fitted by maximum marginal likelihood
     every ``refit_every`` results. The expected improvement (or UCB) is maximised over a
-    candidate pool: every neighbour of the ``top_k`` best archs, mutations of them, and
+    candidate pool: the unseen neighbours of the best archs (best first, until there are at
+    least ``n_local``), ``n_mutations`` 2-3-edit mutations of the ``top_k`` best, and
     ``n_random`` random archs - the "mutate the best" acquisition optimiser of BANANAS
     (White, Neiswanger & Savani, AAAI 2021). The first ``n_init`` proposals are random.
     Parallel asks use the kriging believer: pending archs count as observed at the GP mean.

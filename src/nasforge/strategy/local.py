@@ -29,7 +29,7 @@ class LocalSearch(Strategy):
 
     Example::
 
-        strategy = nf.build("strategy", "local", space=space, seed=0, n_init=10)
+        strategy = nf.build("strategy", "local", space=space, seed=0, n_init=5)
     """
 
     name = "local"
@@ -39,7 +39,7 @@ class LocalSearch(Strategy):
         space: Space,
         *,
         seed: int = 0,
-        n_init: int = 10,
+        n_init: int = 5,
         restart: str = "perturb",
         perturb_edits: int = 2,
     ) -> None:
