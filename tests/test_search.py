@@ -197,3 +197,31 @@ def test_local_search_finds_a_top_arch_on_nb201(nb201):
     result = nf.search(space, nb201, strategy="local", budget=100, seed=0, progress=False)
     # val_acc >= 84.0: the top 0.4 % of the 15,625 cells
     assert result.best.metrics["val_acc"] >= 84.0
+
+
+@pytest.mark.slow
+def test_same_seed_gives_identical_trials_across_processes():
+    import os
+    import subprocess
+
+    code = (
+        "import nasforge as nf\n"
+        "from nasforge.testing import synthetic_score\n"
+        "from nasforge.space.builtin import NB201Space\n"
+        "space = NB201Space()\n"
+        "for name in nf.available('strategy'):\n"
+        "    s = nf.build('strategy', name, space=space, seed=3)\n"
+        "    for _ in range(25):\n"
+        "        a = s.ask(); s.tell(a, synthetic_score(space, a)); print(a.key)\n"
+    )
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", code],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": str(h)},
+        ).stdout
+        for h in (1, 2)
+    ]
+    assert outputs[0] == outputs[1] and len(outputs[0].splitlines()) == 125
