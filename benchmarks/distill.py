@@ -1,20 +1,21 @@
 """Does distillation beat training the student alone? An ablation on MNIST-1D.
 
 A 64-channel 1-D CNN teacher (trained once, with augmentation) teaches a 16-channel
-student. Every student variant gets the same optimizer and cosine schedule; the rows
-separate what augmentation and a longer schedule give on their own from what the teacher
-adds (Beyer et al. 2022: a good teacher is patient — long schedules — and consistent —
-teacher and student see the same augmented view):
+student. Every student gets the same optimizer, learning rate and cosine schedule; each
+distillation row is compared, seed by seed, with the student-alone row that has the same
+schedule and the same augmentation, so what augmentation and a longer schedule give on
+their own is not credited to the teacher (Beyer et al. 2022: a good teacher is patient —
+long schedules — and consistent — teacher and student see the same augmented view):
 
-    alone             student alone, short schedule, no augmentation
-    alone+aug         student alone, long schedule, augmentation      (fair baseline)
-    KD short          Hinton KD (T=4, alpha=0.9), short schedule, no augmentation
-    KD long           Hinton KD, long schedule, no augmentation        (patience only)
-    KD patient+cons.  KD (alpha=1), long schedule, same augmented view (patient+consistent)
+    alone / alone+aug / alone+aug+mixup   the student alone (short or long schedule)
+    KD short (Hinton)              T=4, alpha=0.9, short schedule, no augmentation
+    KD long                        alpha=1, T=2, long schedule (patience only)
+    KD patient+consistent          alpha=1, T=2, long, same shift/scale/noise view
+    KD patient+consistent+mixup    the same with mixup ("function matching")
 
 Test accuracy is reported as mean +- standard deviation over student seeds::
 
-    python benchmarks/distill.py                 # 5 seeds, about 10 minutes on 2 cores
+    python benchmarks/distill.py                 # 5 seeds, ~20 minutes on 2 busy cores
     python benchmarks/distill.py --seeds 2 --quick
 
 ``distill_table()`` returns the rows for ``benchmarks/compress.py`` or a notebook.
@@ -23,6 +24,7 @@ Test accuracy is reported as mean +- standard deviation over student seeds::
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -72,42 +74,52 @@ def augmentation(num_classes: int = 10, *, mixup: bool = False) -> Augment:
 @dataclass(frozen=True)
 class Variant:
     name: str
-    epochs: int
-    augment: bool
-    teacher: bool
-    alpha: float = 0.9
-    temperature: float = 4.0
+    long: bool  # the long schedule, else the short one
+    augment: bool = False
     mixup: bool = False
+    teacher: bool = False
+    alpha: float = 1.0
+    temperature: float = 2.0
+    baseline: str = ""  # the student-alone row with the same schedule and augmentation
 
 
-def variants(short: int, long: int) -> list[Variant]:
+def variants() -> list[Variant]:
+    """Students alone, then each distillation recipe next to its matched baseline."""
     return [
-        Variant("alone", short, augment=False, teacher=False),
-        Variant("alone+aug", long, augment=True, teacher=False),
-        Variant("KD short", short, augment=False, teacher=True),
-        Variant("KD long", long, augment=False, teacher=True),
+        Variant("alone", long=False),
+        Variant("alone", long=True),
+        Variant("alone+aug", long=True, augment=True),
+        Variant("alone+aug+mixup", long=True, augment=True, mixup=True),
         Variant(
-            "KD patient+consistent", long, augment=True, teacher=True, alpha=1.0, temperature=2.0
+            "KD short (Hinton)",
+            long=False,
+            teacher=True,
+            alpha=0.9,
+            temperature=4.0,
+            baseline="alone",
+        ),
+        Variant("KD long", long=True, teacher=True, baseline="alone"),
+        Variant(
+            "KD patient+consistent", long=True, augment=True, teacher=True, baseline="alone+aug"
         ),
         Variant(
             "KD patient+consistent+mixup",
-            long,
+            long=True,
             augment=True,
-            teacher=True,
-            alpha=1.0,
-            temperature=2.0,
             mixup=True,
+            teacher=True,
+            baseline="alone+aug+mixup",
         ),
     ]
 
 
-def _trainer(data: DataBundle, *, epochs: int, seed: int) -> nf.Trainer:
+def _trainer(data: DataBundle, *, epochs: int, seed: int, lr: float) -> nf.Trainer:
     return nf.Trainer(
         data,
         epochs=epochs,
         batch_size=128,
         optimizer="adamw",
-        lr=3e-3,
+        lr=lr,
         weight_decay=1e-4,
         lr_schedule="cosine",
         seed=seed,
@@ -116,20 +128,29 @@ def _trainer(data: DataBundle, *, epochs: int, seed: int) -> nf.Trainer:
     )
 
 
-def train_teacher(data: DataBundle, *, channels: int, epochs: int, seed: int = 0) -> nn.Module:
+def train_teacher(
+    data: DataBundle, *, channels: int, epochs: int, lr: float, seed: int = 0
+) -> nn.Module:
     teacher = cnn1d(channels, seed=seed)
     x, y = data.train.tensors  # type: ignore[attr-defined]
     loader = AugmentedLoader(x, y, transform=augmentation(), batch_size=128, seed=seed)
-    _trainer(data, epochs=epochs, seed=seed).fit(teacher, loader)
+    _trainer(data, epochs=epochs, seed=seed, lr=lr).fit(teacher, loader)
     return teacher
 
 
 def run_variant(
-    variant: Variant, data: DataBundle, teacher: nn.Module, *, channels: int, seed: int
+    variant: Variant,
+    data: DataBundle,
+    teacher: nn.Module,
+    *,
+    epochs: int,
+    lr: float,
+    channels: int,
+    seed: int,
 ) -> float:
     """Train one student variant; return its test accuracy."""
     student = cnn1d(channels, seed=seed)
-    trainer = _trainer(data, epochs=variant.epochs, seed=seed)
+    trainer = _trainer(data, epochs=epochs, seed=seed, lr=lr)
     augment = augmentation(mixup=variant.mixup) if variant.augment else None
     if variant.teacher:
         Distiller(
@@ -150,73 +171,100 @@ def run_variant(
 def distill_table(
     *,
     seeds: int = 5,
-    short_epochs: int = 30,
+    short_epochs: int = 50,
     long_epochs: int = 200,
-    teacher_epochs: int = 200,
+    teacher_epochs: int = 300,
+    lr: float = 3e-2,
+    teacher_lr: float = 1e-2,
     teacher_channels: int = 64,
     student_channels: int = 16,
     log: Callable[[str], None] = lambda message: None,
 ) -> list[dict[str, float | str]]:
-    """Run the ablation; one row per variant with mean/std test accuracy and runtime.
+    """Run the ablation; one row per variant (the first row describes the teacher).
 
-    Rows: ``variant``, ``epochs``, ``acc_mean``, ``acc_std`` (test accuracy in percent,
-    over ``seeds`` student seeds), ``gain`` (over the ``alone+aug`` row, in points),
-    ``seconds`` (mean wall time of one student run). A first row describes the teacher.
+    Rows: ``variant``, ``epochs``, ``acc_mean``, ``acc_std`` (test accuracy in percent
+    over ``seeds`` student seeds), ``gain`` and ``gain_std`` (mean and standard deviation
+    over seeds of the paired difference to the matched student-alone row: same seed, same
+    schedule, same augmentation; NaN for baselines), ``seconds`` (mean wall time of a run).
+    Every student uses AdamW at ``lr`` with a cosine schedule, batch 128.
     """
     torch.set_num_threads(1)
     data = nf.load_dataset("mnist1d")
     started = time.perf_counter()
-    teacher = train_teacher(data, channels=teacher_channels, epochs=teacher_epochs)
+    teacher = train_teacher(data, channels=teacher_channels, epochs=teacher_epochs, lr=teacher_lr)
     teacher_seconds = time.perf_counter() - started
-    teacher_acc = 100 * _trainer(data, epochs=1, seed=0).evaluate(teacher, data.test)["accuracy"]
+    evaluator = _trainer(data, epochs=1, seed=0, lr=lr)
+    teacher_acc = 100 * evaluator.evaluate(teacher, data.test)["accuracy"]
     log(f"teacher: {teacher_acc:.1f}% test accuracy in {teacher_seconds:.0f} s")
+    nan = float("nan")
     rows: list[dict[str, float | str]] = [
         {
             "variant": f"teacher ({teacher_channels} ch, aug)",
             "epochs": teacher_epochs,
             "acc_mean": teacher_acc,
             "acc_std": 0.0,
-            "gain": float("nan"),
+            "gain": nan,
+            "gain_std": nan,
             "seconds": teacher_seconds,
         }
     ]
-    for variant in variants(short_epochs, long_epochs):
+    per_seed: dict[tuple[str, int], list[float]] = {}
+    for variant in variants():
+        epochs = long_epochs if variant.long else short_epochs
         accs, times = [], []
         for seed in range(seeds):
             t0 = time.perf_counter()
             accs.append(
-                100 * run_variant(variant, data, teacher, channels=student_channels, seed=seed)
+                100
+                * run_variant(
+                    variant,
+                    data,
+                    teacher,
+                    epochs=epochs,
+                    lr=lr,
+                    channels=student_channels,
+                    seed=seed,
+                )
             )
             times.append(time.perf_counter() - t0)
-        row: dict[str, float | str] = {
-            "variant": variant.name,
-            "epochs": variant.epochs,
-            "acc_mean": statistics.mean(accs),
-            "acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-            "seconds": statistics.mean(times),
-        }
-        rows.append(row)
-        log(
-            f"{variant.name}: {row['acc_mean']:.2f} +- {row['acc_std']:.2f} "
-            f"({', '.join(f'{a:.1f}' for a in accs)})"
+        per_seed[(variant.name, epochs)] = accs
+        gain = gain_std = nan
+        if variant.baseline:
+            base = per_seed[(variant.baseline, epochs)]
+            diffs = [a - b for a, b in zip(accs, base, strict=True)]
+            gain = statistics.mean(diffs)
+            gain_std = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
+        rows.append(
+            {
+                "variant": variant.name,
+                "epochs": epochs,
+                "acc_mean": statistics.mean(accs),
+                "acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                "gain": gain,
+                "gain_std": gain_std,
+                "seconds": statistics.mean(times),
+            }
         )
-    baseline = next(r for r in rows if r["variant"] == "alone+aug")
-    for row in rows[1:]:
-        row["gain"] = float(row["acc_mean"]) - float(baseline["acc_mean"])
+        log(
+            f"{variant.name} ({epochs} epochs): {rows[-1]['acc_mean']:.2f} +- "
+            f"{rows[-1]['acc_std']:.2f}  [{', '.join(f'{a:.1f}' for a in accs)}]"
+        )
     return rows
 
 
 def format_table(rows: list[dict[str, float | str]]) -> str:
-    lines = [
-        f"{'variant':<30} {'epochs':>6} {'test acc %':>15} {'vs alone+aug':>13} {'s/run':>7}",
-        "-" * 75,
-    ]
+    header = (
+        f"{'variant':<30} {'epochs':>6} {'test acc % (mean +- sd)':>24} "
+        f"{'vs matched alone':>18} {'s/run':>6}"
+    )
+    lines = [header, "-" * len(header)]
     for r in rows:
-        gain = float(r["gain"])
+        gain, gain_std = float(r["gain"]), float(r["gain_std"])
+        versus = "" if math.isnan(gain) else f"{gain:+.2f} +- {gain_std:.2f}"
         lines.append(
             f"{r['variant']!s:<30} {r['epochs']:>6} "
-            f"{float(r['acc_mean']):>7.2f} +- {float(r['acc_std']):<4.2f} "
-            f"{'' if gain != gain else f'{gain:+.2f}':>13} {float(r['seconds']):>7.1f}"
+            f"{float(r['acc_mean']):>15.2f} +- {float(r['acc_std']):<5.2f} "
+            f"{versus:>18} {float(r['seconds']):>6.1f}"
         )
     return "\n".join(lines)
 
@@ -224,9 +272,10 @@ def format_table(rows: list[dict[str, float | str]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--short-epochs", type=int, default=30)
+    parser.add_argument("--short-epochs", type=int, default=50)
     parser.add_argument("--long-epochs", type=int, default=200)
-    parser.add_argument("--teacher-epochs", type=int, default=200)
+    parser.add_argument("--teacher-epochs", type=int, default=300)
+    parser.add_argument("--lr", type=float, default=3e-2, help="students' learning rate")
     parser.add_argument("--quick", action="store_true", help="tiny schedules, to smoke-test")
     args = parser.parse_args()
     if args.quick:
@@ -237,6 +286,7 @@ def main() -> None:
         short_epochs=args.short_epochs,
         long_epochs=args.long_epochs,
         teacher_epochs=args.teacher_epochs,
+        lr=args.lr,
         log=lambda message: print(message, flush=True),
     )
     print()
