@@ -20,7 +20,8 @@ Sections (one function each, so more can be added or run alone):
 
 Run::
 
-    nice -n 10 python benchmarks/compress.py                      # about 15 minutes
+    nice -n 10 python benchmarks/compress.py                      # about 20-25 minutes
+    python benchmarks/compress.py --sections structured,int8,compose,unstructured  # ~10 min
     python benchmarks/compress.py --quick --sections structured   # smoke test
 """
 
@@ -361,8 +362,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--sections",
-        default="structured,int8,compose,unstructured",
-        help=f"comma-separated, from {', '.join(SECTIONS)} (distill takes ~10 min more)",
+        default=",".join(SECTIONS),
+        help=f"comma-separated, from {', '.join(SECTIONS)} (default: all; distill alone "
+        "takes ~10 minutes)",
     )
     parser.add_argument("--epochs", type=int, default=8, help="baseline training epochs")
     parser.add_argument("--finetune-epochs", type=int, default=3)
