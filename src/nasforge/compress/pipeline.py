@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import statistics
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -59,7 +60,9 @@ class Pipeline:
     ``trainer.compress(model, compressors, **options)`` does the same. Latency is the
     median CPU time per forward pass at each of ``batch_sizes`` on ``threads`` threads;
     ``input_shape`` defaults to the shape of the Trainer's training inputs;
-    ``latency=False`` skips the timing (the slowest part of the report).
+    ``latency=False`` skips the timing (the slowest part of the report). The original and
+    the compressed model are timed in turn at the end, so their ratio is robust to a busy
+    machine.
     """
 
     def __init__(
@@ -112,9 +115,12 @@ class Pipeline:
                 "torch": torch.__version__,
             }
         )
+        original = model
         if self.copy:
             model = copy.deepcopy(model)
-        report.before = self.measure(model, trainer, shape, latency=self.latency)
+        report.before = self.measure(model, trainer, shape)
+        if self.latency and not self.copy:  # the steps may change the model in place
+            report.before.update(self.latencies([model], shape)[0])
         for step in self.compressors:
             started = time.perf_counter()
             result = step.apply(model, trainer)
@@ -129,18 +135,53 @@ class Pipeline:
                 "name": getattr(step, "name", type(step).__name__),
                 "config": repr(step),
                 "seconds": seconds,
-                **self.measure(model, trainer, shape, latency=False),
+                **self.measure(model, trainer, shape),
                 "stats": jsonable(getattr(step, "stats", {}) or {}),
             }
             report.steps.append(entry)
             logger.info("compression step %s took %.1f s", entry["name"], seconds)
-        report.after = self.measure(model, trainer, shape, latency=self.latency)
+        report.after = self.measure(model, trainer, shape)
+        if self.latency and self.copy:  # time the original and the result in turn
+            before, after = self.latencies([original, model], shape)
+            report.before.update(before)
+            report.after.update(after)
+        elif self.latency:
+            report.after.update(self.latencies([model], shape)[0])
         return model, report
 
+    def latencies(
+        self, models: Sequence[nn.Module], shape: Sequence[int], rounds: int = 3
+    ) -> list[dict[str, float]]:
+        """``latency_ms_b<N>`` of each model: CPU medians over ``rounds`` interleaved rounds.
+
+        Timing the models in turn, round after round, spreads the load of a busy machine
+        evenly over them, so their ratio (the speedup) is far steadier than from two
+        measurements minutes apart.
+        """
+        cpu_models = [m if _device(m).type == "cpu" else copy.deepcopy(m).cpu() for m in models]
+        results: list[dict[str, float]] = [{} for _ in models]
+        for batch in self.batch_sizes:
+            times: list[list[float]] = [[] for _ in models]
+            for _ in range(rounds):
+                for i, model in enumerate(cpu_models):
+                    times[i].append(
+                        measure_latency(
+                            model,
+                            shape,
+                            batch_size=batch,
+                            threads=self.threads,
+                            warmup=self.warmup,
+                            repeats=max(1, self.repeats // rounds),
+                        )
+                    )
+            for i, values in enumerate(times):
+                results[i][f"latency_ms_b{batch}"] = statistics.median(values)
+        return results
+
     def measure(
-        self, model: nn.Module, trainer: Trainer, shape: Sequence[int], *, latency: bool = True
+        self, model: nn.Module, trainer: Trainer, shape: Sequence[int], *, latency: bool = False
     ) -> dict[str, float]:
-        """Accuracy (if evaluation data exists), params, MACs, size and CPU latency."""
+        """Accuracy (if evaluation data exists), params, MACs, size (and CPU latency)."""
         metrics: dict[str, float] = {}
         if trainer.test_data is not None or trainer.val_data is not None:
             metrics["accuracy"] = trainer.evaluate(model)["accuracy"]
@@ -149,15 +190,7 @@ class Pipeline:
         metrics["macs"] = count_macs(cpu_model, shape)
         metrics["size_bytes"] = size_on_disk(cpu_model)
         if latency:
-            for batch in self.batch_sizes:
-                metrics[f"latency_ms_b{batch}"] = measure_latency(
-                    cpu_model,
-                    shape,
-                    batch_size=batch,
-                    threads=self.threads,
-                    warmup=self.warmup,
-                    repeats=self.repeats,
-                )
+            metrics.update(self.latencies([cpu_model], shape)[0])
         return metrics
 
     def __repr__(self) -> str:
