@@ -10,7 +10,6 @@ import csv
 import enum
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,19 +171,3 @@ class SearchResult:
         ax.set_title(f"{self.strategy or 'search'} ({self.mode} {self.objective})")
         ax.legend()
         return ax
-
-
-def trials_from_dicts(space: Any, records: Sequence[dict[str, Any]]) -> list[Trial]:
-    """Rebuild trials from :meth:`Trial.to_dict` records (what a journal will replay)."""
-    return [
-        Trial(
-            number=r["number"],
-            arch=space.from_key(r["key"]),
-            status=TrialStatus(r["status"]),
-            metrics=dict(r["metrics"]),
-            error=r["error"],
-            started=r["started"],
-            duration=r["duration"],
-        )
-        for r in records
-    ]

@@ -94,9 +94,12 @@ class BayesianOptimization(Strategy):
                 raise ConfigError.invalid(field, value, f"an integer >= {low}")
         if acquisition not in _ACQUISITIONS:
             raise ConfigError.invalid("acquisition", acquisition, f"one of {list(_ACQUISITIONS)}")
-        if n_mutations + n_random == 0:
+        if n_local + n_mutations + n_random == 0:
             raise ConfigError.invalid(
-                "n_random", n_random, "> 0 when n_mutations is 0", hint="the pool would be empty"
+                "n_random",
+                n_random,
+                "> 0 when n_local and n_mutations are 0",
+                hint="the candidate pool would be empty",
             )
         self.n_init = n_init
         self.acquisition = acquisition
