@@ -79,3 +79,15 @@ def test_int8_models_are_counted_with_their_packed_weights():
     assert count_params(quantized) == count_params(model)
     assert count_macs(quantized, (3, 8, 8)) == count_macs(model, (3, 8, 8))
     assert size_on_disk(quantized) < size_on_disk(model) / 3
+
+
+def test_compare_latency_times_models_in_turn():
+    from nasforge.measure import compare_latency
+
+    small = nn.Linear(64, 64)
+    big = nn.Sequential(*[nn.Linear(64, 64) for _ in range(16)])
+    threads = torch.get_num_threads()
+    times = compare_latency({"small": small, "big": big}, (64,), batch_size=4, repeats=20)
+    assert set(times) == {"small", "big"}
+    assert 0 < times["small"] < times["big"]
+    assert torch.get_num_threads() == threads and small.training and big.training

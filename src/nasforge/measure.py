@@ -22,7 +22,7 @@ import io
 import math
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -30,7 +30,7 @@ from torch import nn
 
 from nasforge.errors import ConfigError
 
-__all__ = ["count_macs", "count_params", "measure_latency", "size_on_disk"]
+__all__ = ["compare_latency", "count_macs", "count_params", "measure_latency", "size_on_disk"]
 
 InputLike = torch.Tensor | Sequence[int]
 
@@ -204,6 +204,69 @@ def measure_latency(
             torch.set_num_threads(previous)
         model.train(was_training)
     return statistics.median(times) * 1000.0
+
+
+def compare_latency(
+    models: Mapping[str, nn.Module],
+    inputs: InputLike,
+    *,
+    batch_size: int = 1,
+    threads: int | None = 1,
+    warmup: int = 5,
+    repeats: int = 30,
+    quantile: float = 0.5,
+) -> dict[str, float]:
+    """Median latency in milliseconds of each of ``models``, timed in turn, call by call.
+
+    Every repeat runs each model once (in a rotating order), so a busy machine slows all
+    of them alike and their ratios (speedups) stay steady where separate
+    :func:`measure_latency` calls minutes apart would not. On a shared machine the times
+    can be bimodal (another job takes the core for seconds at a time); ``quantile=0.1``
+    reports a low quantile instead of the median, which such load cannot inflate::
+
+        compare_latency({"dense": model, "pruned": small}, (3, 32, 32), batch_size=1)
+    """
+    if not 0 <= quantile <= 1:
+        raise ConfigError.invalid("quantile", quantile, "a number in [0, 1]", "0.5 is the median")
+    if not models:
+        return {}
+    if not isinstance(repeats, int) or repeats < 1:
+        raise ConfigError.invalid("repeats", repeats, "an integer >= 1")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ConfigError.invalid("threads", threads, "a positive integer or None")
+    names = list(models)
+    prepared = []
+    for name in names:
+        model = models[name]
+        prepared.append((model, _example(inputs, batch_size, _device_of(model)), model.training))
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    try:
+        with torch.inference_mode():
+            for model, x, _ in prepared:
+                model.eval()
+                for _ in range(warmup):
+                    model(x)
+            for r in range(repeats):
+                for i in range(len(names)):
+                    k = (i + r) % len(names)
+                    model, x, _ = prepared[k]
+                    begin = time.perf_counter()
+                    model(x)
+                    if x.device.type == "cuda":
+                        torch.cuda.synchronize()
+                    times[names[k]].append(time.perf_counter() - begin)
+    finally:
+        if threads is not None:
+            torch.set_num_threads(previous)
+        for model, _, was_training in prepared:
+            model.train(was_training)
+    return {
+        name: float(torch.tensor(values, dtype=torch.float64).quantile(quantile)) * 1000.0
+        for name, values in times.items()
+    }
 
 
 def size_on_disk(model: nn.Module | dict[str, Any]) -> int:

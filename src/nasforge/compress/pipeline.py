@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import statistics
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -15,7 +14,7 @@ from torch import nn
 from nasforge.compress.base import Compressor
 from nasforge.compress.report import CompressionReport, jsonable
 from nasforge.errors import ConfigError
-from nasforge.measure import count_macs, count_params, measure_latency, size_on_disk
+from nasforge.measure import compare_latency, count_macs, count_params, size_on_disk
 
 if TYPE_CHECKING:
     from nasforge.train.trainer import Trainer
@@ -150,32 +149,27 @@ class Pipeline:
         return model, report
 
     def latencies(
-        self, models: Sequence[nn.Module], shape: Sequence[int], rounds: int = 3
+        self, models: Sequence[nn.Module], shape: Sequence[int]
     ) -> list[dict[str, float]]:
-        """``latency_ms_b<N>`` of each model: CPU medians over ``rounds`` interleaved rounds.
-
-        Timing the models in turn, round after round, spreads the load of a busy machine
-        evenly over them, so their ratio (the speedup) is far steadier than from two
-        measurements minutes apart.
-        """
-        cpu_models = [m if _device(m).type == "cpu" else copy.deepcopy(m).cpu() for m in models]
+        """``latency_ms_b<N>`` of each model on the CPU, timed in turn call by call
+        (:func:`~nasforge.measure.compare_latency`), so the ratio of two is robust to a busy
+        machine."""
+        cpu_models = {
+            str(i): m if _device(m).type == "cpu" else copy.deepcopy(m).cpu()
+            for i, m in enumerate(models)
+        }
         results: list[dict[str, float]] = [{} for _ in models]
         for batch in self.batch_sizes:
-            times: list[list[float]] = [[] for _ in models]
-            for _ in range(rounds):
-                for i, model in enumerate(cpu_models):
-                    times[i].append(
-                        measure_latency(
-                            model,
-                            shape,
-                            batch_size=batch,
-                            threads=self.threads,
-                            warmup=self.warmup,
-                            repeats=max(1, self.repeats // rounds),
-                        )
-                    )
-            for i, values in enumerate(times):
-                results[i][f"latency_ms_b{batch}"] = statistics.median(values)
+            times = compare_latency(
+                cpu_models,
+                shape,
+                batch_size=batch,
+                threads=self.threads,
+                warmup=self.warmup,
+                repeats=self.repeats,
+            )
+            for i in range(len(models)):
+                results[i][f"latency_ms_b{batch}"] = times[str(i)]
         return results
 
     def measure(
