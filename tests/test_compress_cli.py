@@ -56,6 +56,7 @@ def test_compress_from_yaml_writes_report_and_model(user_module, capsys):
             "trainer": {"epochs": 1, "progress": False, "lr": 0.003},
             "compressors": [
                 {"name": "channel_prune", "ratio": 0.5, "finetune_epochs": 1},
+                {"name": "distill", "teacher": "$model", "epochs": 1},  # the input model
                 {"name": "magnitude_prune", "sparsity": 0.5},
             ],
             "measure": {"batch_sizes": [1, 4], "repeats": 2},
@@ -64,10 +65,11 @@ def test_compress_from_yaml_writes_report_and_model(user_module, capsys):
     )
     assert main(["compress", str(config), "--report", str(user_module / "r.json")]) == 0
     printed = capsys.readouterr().out
-    assert "channel_prune -> magnitude_prune" in printed and "latency batch 4" in printed
+    assert "channel_prune -> distill -> magnitude_prune" in printed
+    assert "latency batch 4" in printed
     report = json.loads((user_module / "r.json").read_text())
     assert report["after"]["params"] < report["before"]["params"] / 2.5
-    assert report["steps"][1]["stats"]["sparsity"] == pytest.approx(0.5, abs=0.01)
+    assert report["steps"][2]["stats"]["sparsity"] == pytest.approx(0.5, abs=0.01)
     from nasforge.compress import load_model
 
     small = load_model(user_module / "out" / "small.pt")  # rebuilt from my_models:small_cnn
