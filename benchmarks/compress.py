@@ -277,29 +277,53 @@ def section_int8(ctx: Context) -> None:
 
 
 def section_compose(ctx: Context) -> None:
-    """Pruned then int8, measured by the pipeline report against the float baseline."""
+    """Pruned then int8: the pipeline report, then all three networks timed side by side."""
     pruned = ctx.results.get("pruned")
     if pruned is None:
         print("== compose: skipped (needs the structured section)\n")
         return
     int8 = nf.build("compressor", "int8", calibration_batches=8)
-    _, report = ctx.trainer.compress(
+    both, report = ctx.trainer.compress(
         pruned, [int8], batch_sizes=(1, 32), threads=1, repeats=ctx.args.repeats
     )
-    base = {
-        "params": count_params(ctx.baseline),
-        "size": size_on_disk(ctx.baseline),
-        "macs": count_macs(ctx.baseline, ctx.example[:1]),
-    }
-    lat = latencies({"baseline": ctx.baseline}, ctx.example, batch_size=1, repeats=ctx.args.repeats)
-    after = report.after
-    print("== compose: pruned (50% channels) -> int8, pipeline report (pruned vs pruned+int8)")
+    print("== compose: pruned (50% channels) -> int8, the pipeline report (pruned vs both)")
     print(report.table())
+    models = {"float baseline": ctx.baseline, "pruned": pruned, "pruned + int8": both}
+    lat1 = latencies(models, ctx.example, batch_size=1, repeats=ctx.args.repeats)
+    lat32 = latencies(models, ctx.example, batch_size=32, repeats=ctx.args.repeats)
+    base_size = size_on_disk(ctx.baseline)
+    base_macs = count_macs(ctx.baseline, ctx.example[:1])
+    rows = [
+        [
+            name,
+            size_on_disk(model) / 1e6,
+            base_size / size_on_disk(model),
+            base_macs / count_macs(model, ctx.example[:1]),
+            accuracy(ctx, model),
+            lat1[name],
+            lat1["float baseline"] / lat1[name],
+            lat32[name],
+            lat32["float baseline"] / lat32[name],
+        ]
+        for name, model in models.items()
+    ]
+    print("\nall three timed in turn:")
     print(
-        f"vs the float baseline: {base['size'] / after['size_bytes']:.1f}x smaller on disk, "
-        f"{base['macs'] / after['macs']:.1f}x fewer MACs, "
-        f"{lat['baseline'] / after['latency_ms_b1']:.1f}x faster at batch 1, "
-        f"accuracy {after['accuracy'] * 100 - accuracy(ctx, ctx.baseline):+.2f} points\n",
+        table(
+            [
+                "model",
+                "MB",
+                "smaller",
+                "fewer MACs",
+                "acc %",
+                "b1 ms",
+                "b1 speedup",
+                "b32 ms",
+                "b32 speedup",
+            ],
+            rows,
+        )
+        + "\n",
         flush=True,
     )
 

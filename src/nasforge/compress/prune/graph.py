@@ -273,9 +273,6 @@ class DependencyGraph:
         for seg in layout or ():
             self.spaces.fix(seg.space, reason)
 
-    def _size(self, layout: _Layout) -> int:
-        return sum(self.spaces.size[self.spaces.find(s.space)] * s.repeat for s in layout)
-
     def _couple(self, a: _Layout, b: _Layout, reason: str) -> None:
         """Channels of ``a`` and ``b`` are the same channels (e.g. they are added)."""
         aligned = len(a) == len(b) and all(
