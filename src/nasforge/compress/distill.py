@@ -371,8 +371,9 @@ class Distiller(Compressor):
     FitNets (Romero et al. 2015) feature hints between named layers, with a learned 1x1
     adapter when the shapes differ. ``augment`` draws a new augmented view of every batch
     which teacher and student both see — with ``alpha=1`` and a long schedule this is the
-    "patient and consistent" teacher of Beyer et al. (2022), the recipe that pays off in
-    ``benchmarks/distill.py``. ``epochs`` overrides the Trainer's for this step.
+    "patient and consistent" teacher of Beyer et al. (2022); ``benchmarks/distill.py``
+    measures what each ingredient gains over a matched student trained alone.
+    ``epochs`` overrides the Trainer's for this step.
 
     Example::
 
