@@ -96,7 +96,8 @@ def test_teacher_runs_in_eval_without_grads_and_is_left_untouched(synthetic_bund
     assert [p.requires_grad for p in teacher.parameters()] == flags
 
 
-def test_loss_is_the_weighted_kd_objective(synthetic_bundle, tiny_mlp):
+@pytest.mark.parametrize("mode", ["soft", "hard"])
+def test_loss_is_the_weighted_kd_objective(synthetic_bundle, tiny_mlp, mode):
     teacher = _teacher().eval()
     seen = []
 
@@ -105,10 +106,13 @@ def test_loss_is_the_weighted_kd_objective(synthetic_bundle, tiny_mlp):
             with torch.no_grad():
                 t = teacher(state.inputs)
                 ce = nn.functional.cross_entropy(state.outputs, state.targets)
-                kd = soft_kd_loss(state.outputs, t, temperature=4.0)
+                if mode == "soft":
+                    kd = soft_kd_loss(state.outputs, t, temperature=4.0)
+                else:
+                    kd = nn.functional.cross_entropy(state.outputs, t.argmax(1))
             seen.append((float(state.loss.detach()), float(0.3 * ce + 0.7 * kd)))
 
-    kd = DistillationCallback(teacher=teacher, temperature=4.0, alpha=0.7)
+    kd = DistillationCallback(teacher=teacher, mode=mode, temperature=4.0, alpha=0.7)
     _trainer(synthetic_bundle, epochs=1).fit(tiny_mlp(), callbacks=[kd, Check()])
     assert seen
     for got, expected in seen:
