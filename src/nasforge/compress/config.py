@@ -85,12 +85,10 @@ def _mapping(value: Any, name: str, keys: tuple[str, ...]) -> dict[str, Any]:
 def _name(section: Any, field_name: str) -> tuple[str, dict[str, Any]]:
     if isinstance(section, str):
         return section, {}
-    if not isinstance(section, dict) or not isinstance(section.get("name"), str):
-        raise ConfigError.invalid(
-            f"{field_name}.name", (section or {}).get("name") if isinstance(section, dict)
-            else section, "a name string",
-        )  # fmt: skip
-    return section["name"], section
+    name = section.get("name") if isinstance(section, dict) else section
+    if not isinstance(name, str):
+        raise ConfigError.invalid(f"{field_name}.name", name, "a name string")
+    return name, section
 
 
 def _plain_dict(value: Any, field_name: str) -> dict[str, Any]:

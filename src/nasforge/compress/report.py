@@ -103,8 +103,15 @@ class CompressionReport:
             factor = f"{a - b:+.4f}" if higher_better else ratio
             rows.append((label, _fmt(b), _fmt(a), factor))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(
-            zip(r, widths, strict=True))) for r in rows]  # fmt: skip
+        lines = [
+            "  ".join(
+                [
+                    r[0].ljust(widths[0]),
+                    *(c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)),
+                ]
+            )
+            for r in rows
+        ]
         steps = " -> ".join(s["name"] for s in self.steps) or "(no steps)"
         return "\n".join([f"compression: {steps}", *lines])
 

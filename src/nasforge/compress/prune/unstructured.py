@@ -166,10 +166,8 @@ class MagnitudePruner(Compressor):
             )
         for kind in layer_types:
             if kind not in _LAYER_TYPES:
-                raise ConfigError.invalid(
-                    "layer_types", kind, f"one of {list(_LAYER_TYPES)}",
-                    close_matches(str(kind), _LAYER_TYPES).strip() or None,
-                )  # fmt: skip
+                hint = close_matches(str(kind), _LAYER_TYPES).strip() or None
+                raise ConfigError.invalid("layer_types", kind, f"one of {list(_LAYER_TYPES)}", hint)
         if isinstance(exclude, str) or not all(isinstance(n, str) for n in exclude):
             raise ConfigError.invalid("exclude", exclude, "a list of module names")
         self.amounts = schedule_amounts(schedule, float(sparsity), steps)
