@@ -34,6 +34,7 @@ _LAZY: dict[str, str] = {
     "load_checkpoint": "nasforge.train.callbacks",
     "History": "nasforge.train.trainer",
     "Trainer": "nasforge.train.trainer",
+    "compare_latency": "nasforge.measure",
     "count_macs": "nasforge.measure",
     "count_params": "nasforge.measure",
     "measure_latency": "nasforge.measure",
@@ -106,6 +107,7 @@ __all__ = [
     "__version__",
     "available",
     "build",
+    "compare_latency",
     "count_macs",
     "count_params",
     "get",
@@ -134,7 +136,13 @@ if TYPE_CHECKING:
     from nasforge.compress.report import CompressionReport
     from nasforge.data.bundle import DataBundle, load_dataset
     from nasforge.data.loaders import TensorLoader
-    from nasforge.measure import count_macs, count_params, measure_latency, size_on_disk
+    from nasforge.measure import (
+        compare_latency,
+        count_macs,
+        count_params,
+        measure_latency,
+        size_on_disk,
+    )
     from nasforge.search.evaluator import Evaluator, TabularBenchmark, UnknownArchError
     from nasforge.search.loop import search
     from nasforge.search.result import SearchResult, Trial, TrialStatus
