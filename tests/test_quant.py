@@ -183,6 +183,8 @@ def test_prepare_qat_excludes_layers_and_refuses_to_run_twice():
     names = prepare_qat(model, weights=QuantSpec(bits=8), exclude=["0"])
     assert names == ["3", "8"]
     assert not parametrize.is_parametrized(model[0])
+    with pytest.raises(nf.ConfigError, match=r"no layer '9'.*e\.g\. \['0', '1', '2', '3'\]"):
+        prepare_qat(_cnn(), weights=QuantSpec(bits=8), exclude=["9"])
     with pytest.raises(nf.ConfigError, match="already parametrized"):
         prepare_qat(model, weights=QuantSpec(bits=8))
     copied = copy.deepcopy(model)  # fake-quant models can be copied and stripped

@@ -28,7 +28,7 @@ from torch.nn.utils import parametrize
 
 from nasforge.compress.base import Compressor
 from nasforge.data.loaders import as_loader
-from nasforge.errors import ConfigError
+from nasforge.errors import ConfigError, close_matches
 from nasforge.registry import register
 
 if TYPE_CHECKING:
@@ -186,8 +186,17 @@ def prepare_qat(
 
     Layers named in ``exclude`` (names from ``model.named_modules()``) stay in float.
     """
+    known = dict(model.named_modules())
+    for name in exclude:
+        if name not in known:
+            raise ConfigError(
+                f"exclude: the model has no layer {name!r}."
+                + close_matches(name, [n for n in known if n])
+                + f" HINT: use names from model.named_modules(), e.g. {list(known)[1:5]}",
+                field="exclude",
+            )
     names = []
-    for name, module in model.named_modules():
+    for name, module in known.items():
         if not isinstance(module, _LAYERS) or name in exclude:
             continue
         if parametrize.is_parametrized(module, "weight"):
