@@ -156,3 +156,13 @@ def test_broken_plugin_is_logged_not_fatal(monkeypatch, caplog):
     with caplog.at_level("WARNING", logger="nasforge.registry"):
         assert "digits" in nf.available("dataset")
     assert "could not load nasforge plugin 'broken'" in caplog.text
+
+
+def test_plugins_may_take_arguments_called_kind_or_name(scratch_names):
+    scratch_names.append(("dataset", "named"))
+
+    @nf.register("dataset", "named")
+    def named(*, name: str = "x", kind: str = "y"):
+        return name, kind
+
+    assert nf.build("dataset", "named", name="a", kind="b") == ("a", "b")

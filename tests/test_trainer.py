@@ -300,3 +300,26 @@ def test_empty_training_data_is_a_clear_error(tiny_mlp):
     empty = (torch.zeros(0, 6), torch.zeros(0, dtype=torch.long))
     with pytest.raises(nf.ConfigError, match="training data is empty"):
         nf.Trainer(empty, epochs=1, progress=False).fit(tiny_mlp())
+
+
+def test_on_batch_begin_can_replace_inputs_and_targets(synthetic_bundle, tiny_mlp):
+    class ZeroInputsClassTwo(nf.Callback):
+        def on_batch_begin(self, trainer, state):
+            state.inputs = torch.zeros_like(state.inputs)
+            state.targets = torch.full_like(state.targets, 2)
+
+    class Spy(nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.largest_input = inner, 0.0
+
+        def forward(self, x):
+            if self.training:
+                self.largest_input = max(self.largest_input, x.abs().max().item())
+            return self.inner(x)
+
+    model = Spy(tiny_mlp())
+    history = _trainer(synthetic_bundle, epochs=3).fit(model, callbacks=[ZeroInputsClassTwo()])
+    assert model.largest_input == 0.0  # the forward pass saw the replaced inputs
+    assert history.last["train_accuracy"] == 1.0  # measured against the replaced targets
+    assert model(torch.zeros(1, 6)).argmax().item() == 2

@@ -125,7 +125,7 @@ def unregister(kind: str, name: str) -> None:
     del _entries[kind][name.lower()]
 
 
-def get(kind: str, name: str) -> Any:
+def get(kind: str, name: str, /) -> Any:
     """Return the class or function registered as ``kind``/``name``."""
     _check_kind(kind)
     _load(kind)
@@ -140,7 +140,7 @@ def get(kind: str, name: str) -> Any:
         ) from None
 
 
-def build(kind: str, name: str, **config: Any) -> Any:
+def build(kind: str, name: str, /, **config: Any) -> Any:
     """Instantiate (or call) the plugin ``kind``/``name`` with ``config``.
 
     Arguments that the plugin does not accept raise :class:`ConfigError` naming them.

@@ -257,8 +257,10 @@ class Trainer:
                     inputs = inputs.to(device, non_blocking=True)
                     targets = targets.to(device, non_blocking=True)
                     state.batch, state.inputs, state.targets = batch, inputs, targets
-                    for cb in hooks["on_batch_begin"]:
-                        cb.on_batch_begin(self, state)
+                    if hooks["on_batch_begin"]:
+                        for cb in hooks["on_batch_begin"]:
+                            cb.on_batch_begin(self, state)
+                        inputs, targets = state.inputs, state.targets  # hooks may replace them
                     outputs = model(inputs)
                     loss = loss_fn(outputs, targets)
                     if hooks["on_loss"]:
