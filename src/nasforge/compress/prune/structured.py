@@ -69,7 +69,7 @@ def prune_channels(
 
         from torchvision.models import resnet18
         small = prune_channels(resnet18(weights=None), torch.randn(1, 3, 64, 64), ratio=0.5,
-                               exclude=["fc"], round_to=8)
+                               exclude=["layer1.0.conv1"], round_to=8)
 
     Raises :class:`~nasforge.UnsupportedModelError` (naming the layer) for a model that
     cannot be traced or that would not run after pruning; the original is never modified.
@@ -228,7 +228,9 @@ class ChannelPruner(Compressor):
     flattening) loses ``ratio`` of its channels, ranked by ``importance`` (``"l1"``,
     ``"l2"``, ``"bn_scale"``, ``"taylor"`` or a callable ``group -> scores``).
     ``round_to`` keeps channel counts multiples of e.g. 8; ``exclude`` names layers
-    (wildcards allowed) whose shapes must not change; ``leaf_modules`` names submodules that
+    (wildcards allowed) whose shapes must not change (their input channels stay too, and
+    everything coupled to them; the model's outputs are never pruned, so a classifier needs
+    no excluding); ``leaf_modules`` names submodules that
     tracing must not enter. ``schedule="agp"`` prunes gradually over ``steps`` steps (Zhu &
     Gupta 2017), fine-tuning ``finetune_epochs`` after each step with the Trainer. After
     every step the batch-norm statistics of the pruned network are re-estimated on
@@ -238,7 +240,7 @@ class ChannelPruner(Compressor):
 
         import nasforge as nf
 
-        pruner = nf.build("compressor", "channel_prune", ratio=0.5, exclude=["fc"],
+        pruner = nf.build("compressor", "channel_prune", ratio=0.5, round_to=8,
                           finetune_epochs=3)
         small, report = trainer.compress(model, [pruner])
 
