@@ -6,7 +6,7 @@ queries count towards k). Regret is measured against the test accuracy of the be
 validation arch of the whole table. Each method runs once per seed at the largest budget;
 smaller budgets are prefixes of that run. Ours and Optuna's are interleaved per seed.
 
-    python benchmarks/nb201.py                       # full run (~20 min on 2 cores)
+    python benchmarks/nb201.py                       # full run (~3-6 min on 2 cores)
     python benchmarks/nb201.py --seeds 5 --budgets 25 100 --strategies local bayesian tpe
     python benchmarks/nb201.py --json results.json
 

@@ -230,6 +230,81 @@ def test_nb201_keys_match_the_table():
     assert {a.key for a in space.grid()} == set(bench.keys())
 
 
+def test_spaces_without_equivalences_are_their_own_canonical_form():
+    space = conditional_space()
+    arch = space.sample(0)
+    assert space.canonical(arch) is arch
+    assert nf.build("space", "mlp").distinct_size == nf.build("space", "mlp").size
+
+
+def test_nb201_canonical_form_drops_dead_edges_identities_and_summation_order():
+    space = nf.build("space", "nb201")
+    assert space.distinct_size == 4660
+    lone_conv = space.from_key("|none~0|+|none~0|none~1|+|nor_conv_3x3~0|none~1|none~2|")
+    for key in (
+        # skip -> conv -> skip: the same single convolution of the input
+        "|skip_connect~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|skip_connect~2|",
+        # node 1 is dead (no input), node 2 never reaches the output
+        "|none~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|nor_conv_3x3~0|nor_conv_3x3~1|none~2|",
+    ):
+        assert space.canonical(space.from_key(key)) == lone_conv
+    assert space.canonical(lone_conv) == lone_conv
+    # sums are unordered: conv1(x) + conv3(x) either way round
+    a = space.from_key(
+        "|nor_conv_1x1~0|+|nor_conv_3x3~0|none~1|+|none~0|skip_connect~1|skip_connect~2|"
+    )
+    b = space.from_key(
+        "|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|none~0|skip_connect~1|skip_connect~2|"
+    )
+    assert space.canonical(a) == space.canonical(b) != space.canonical(lone_conv)
+    # different ops, different functions
+    conv1 = space.from_key("|none~0|+|none~0|none~1|+|nor_conv_1x1~0|none~1|none~2|")
+    assert space.canonical(conv1) != space.canonical(lone_conv)
+
+
+def _tied_cell_output(torch, ops, x):
+    """The output of one NB201 cell whose convolutions of a kind all share weights."""
+    from nasforge.space._torch import NB201Cell
+
+    cell = NB201Cell(ops, x.shape[1]).eval()
+    gen = torch.Generator().manual_seed(0)
+    shared = {k: torch.randn(x.shape[1], x.shape[1], k, k, generator=gen) for k in (1, 3)}
+    for module in cell.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.weight.data.copy_(shared[module.kernel_size[0]])
+    with torch.no_grad():
+        return cell(x)
+
+
+def test_nb201_equivalent_cells_compute_the_same_function():
+    """Checked on built cells: with the weights of each op kind shared, equivalent cells give
+    the same output and the representatives of different classes do not."""
+    torch = pytest.importorskip("torch")
+    from nasforge.space.builtin import NB201_EDGES
+
+    space = nf.build("space", "nb201")
+    x = torch.randn(2, 4, 6, 6, generator=torch.Generator().manual_seed(1))
+    classes: dict[str, list[Arch]] = {}
+    for arch in space.grid():
+        classes.setdefault(space.canonical(arch).key, []).append(arch)
+    rng = np.random.default_rng(0)
+    keys = sorted(classes)
+    outputs = {}
+    for i in rng.choice(len(keys), size=60, replace=False):
+        members = classes[keys[i]]
+        picks = [members[int(j)] for j in rng.choice(len(members), min(4, len(members)), False)]
+        out = [
+            _tied_cell_output(torch, [a[f"edge_{t}_{f}"] for t, f in NB201_EDGES], x) for a in picks
+        ]
+        for other in out[1:]:
+            torch.testing.assert_close(other, out[0], rtol=1e-5, atol=1e-5)
+        outputs[keys[i]] = out[0]
+    distinct = list(outputs.values())
+    for i, first in enumerate(distinct):
+        for second in distinct[i + 1 :]:
+            assert not torch.allclose(first, second, rtol=1e-4, atol=1e-4)
+
+
 # --- networks (torch) -----------------------------------------------------------------------
 def _params(model) -> int:
     return sum(p.numel() for p in model.parameters())

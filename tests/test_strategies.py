@@ -44,6 +44,8 @@ def run(strategy, n, score=None):
         ("grid", {"order": "spiral"}, "order must be one of"),
         ("grid", {"resolution": 1}, "resolution must be an integer >= 2"),
         ("local", {"restart": "never"}, "restart must be one of"),
+        ("local", {"order": "sorted"}, r"order must be one of \['model', 'random'\]"),
+        ("local", {"ridge": 0}, "ridge must be a number > 0"),
         ("bayesian", {"acquisition": "pi"}, r"acquisition must be one of \['ei', 'ucb'\]"),
         ("bayesian", {"n_init": 0}, "n_init must be an integer >= 1"),
         ("random", {"seed": -1}, "seed must be a non-negative integer"),
@@ -112,6 +114,27 @@ def test_local_search_climbs_to_the_optimum_of_a_separable_score():
     local = nf.build("strategy", "local", space=space, seed=0, n_init=1)
     keys = [a.key for a in run(local, 6 * 24 + 1, score)]
     assert target.key in keys
+
+
+def test_local_search_tries_the_best_predicted_neighbour_first():
+    space = nf.build("space", "nb201")
+    target = space.from_key(
+        "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|"
+        "+|nor_conv_1x1~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+    )
+
+    def queries_to_target(order, seed):
+        local = nf.build("strategy", "local", space=space, seed=seed, order=order)
+        for i in range(1, 400):
+            arch = local.ask()
+            local.tell(arch, float(sum(arch[k] == target[k] for k in arch)))
+            if arch == target:
+                return i
+        return 400
+
+    model = [queries_to_target("model", seed) for seed in range(10)]
+    shuffled = [queries_to_target("random", seed) for seed in range(10)]
+    assert max(model) <= 35 and sum(model) < sum(shuffled), (model, shuffled)
 
 
 def test_bayesian_limits_itself_to_the_pool_around_the_best():

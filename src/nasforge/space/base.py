@@ -299,6 +299,31 @@ class Space:
             return False
         return not isinstance(arch, Arch) or made.key == arch.key
 
+    def canonical(self, arch: Arch) -> Arch:
+        """The representative of the archs that compute the same function as ``arch``.
+
+        Strategies treat an arch as seen when an arch with the same canonical form was, so
+        no query is spent on a network that was already evaluated. The default is ``arch``
+        itself (every arch is distinct); spaces with redundant encodings override it
+        (``nb201``: dead edges, identity edges and the order of summed inputs do not change
+        the network).
+        """
+        return arch
+
+    @property
+    def distinct_size(self) -> int | None:
+        """Number of distinct canonical archs (:meth:`canonical`); ``None`` if infinite.
+
+        Counted by enumeration when a subclass overrides :meth:`canonical` and the space has
+        at most 100,000 archs; otherwise :attr:`size` (an upper bound). Override it for
+        large spaces with equivalences.
+        """
+        size = self.size
+        if size is None or size > 100_000 or type(self).canonical is Space.canonical:
+            return size
+        resolution = max(2, max((p.size or 2) for p in self.params))
+        return len({self.canonical(arch).key for arch in self.grid(resolution)})
+
     def __contains__(self, arch: object) -> bool:
         return isinstance(arch, Mapping) and self.contains(arch)
 

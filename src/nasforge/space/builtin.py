@@ -6,6 +6,8 @@ The definitions are framework-free; :meth:`build` imports the PyTorch modules la
 
 from __future__ import annotations
 
+import functools
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +19,7 @@ from nasforge.space.params import Choice, FloatRange, IntRange
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["NB201_EDGES", "NB201_OPS", "CNNSpace", "MLPSpace", "NB201Space"]
+__all__ = ["NB201_EDGES", "NB201_OPS", "CNNSpace", "MLPSpace", "NB201Space", "nb201_function"]
 
 #: The five candidate operations of a NAS-Bench-201 edge, in the benchmark's order.
 NB201_OPS: tuple[str, ...] = (
@@ -85,6 +87,23 @@ class NB201Space(Space):
                 values[_edge_name(node, frm)] = self[_edge_name(node, frm)].parse(op)
         return values
 
+    def canonical(self, arch: Arch) -> Arch:
+        """The representative of ``arch``'s class of cells that compute the same function.
+
+        Two cells are equivalent when their output node has the same expression (see
+        :func:`nb201_function`): edges from a node the input never reaches or into a node
+        that never reaches the output are dead, ``skip_connect`` is the identity, sums are
+        unordered and ``avg_pool_3x3`` is linear. The 15,625 cells form 4,660 classes (the
+        NAS-Bench-201 paper's ``to_unique_str`` finds 6,466: it drops only some zero terms
+        and keeps pooling unexpanded; Dong & Yang, ICLR 2020). The representative is the
+        member with the fewest non-``none`` edges, then the smallest cell string.
+        """
+        return self.from_key(_nb201_classes()[arch.key])
+
+    @property
+    def distinct_size(self) -> int:
+        return len(set(_nb201_classes().values()))
+
     def build(  # type: ignore[override]
         self,
         arch: Arch,
@@ -110,6 +129,50 @@ class NB201Space(Space):
             channels=channels,
             cells_per_stage=cells_per_stage,
         )
+
+
+def nb201_function(ops: Sequence[str]) -> str:
+    """The function an NB201 cell computes, as a canonical expression of its input ``x``.
+
+    ``ops`` are the six edge ops in cell-string order. Each node is a sorted multiset of
+    terms: ``none`` edges and edges from a zero node add nothing, ``skip_connect`` passes
+    its source's terms on, ``avg_pool_3x3`` (linear) pools each term, and a convolution adds
+    one term ``op(sum of its source's terms)``. ``"0"`` is the all-zero cell.
+
+    Example::
+
+        nb201_function(["skip_connect", "none", "nor_conv_3x3", "none", "none", "skip_connect"])
+        # 'nor_conv_3x3(x)', the same as a lone conv on edge 2 <- 0 followed by a skip
+    """
+    nodes: list[tuple[str, ...]] = [("x",)]
+    for node in (1, 2, 3):
+        terms: list[str] = []
+        for (to, frm), op in zip(NB201_EDGES, ops, strict=True):
+            if to != node or op == "none" or not nodes[frm]:
+                continue
+            if op == "skip_connect":
+                terms.extend(nodes[frm])
+            elif op == "avg_pool_3x3":
+                terms.extend(f"{op}({t})" for t in nodes[frm])
+            else:
+                terms.append(f"{op}({'+'.join(nodes[frm])})")
+        nodes.append(tuple(sorted(terms)))
+    return "+".join(nodes[3]) or "0"
+
+
+@functools.cache
+def _nb201_classes() -> dict[str, str]:
+    """Cell string -> cell string of its class representative (computed once, ~0.2 s)."""
+    space_format = NB201Space.format_key
+    members: dict[str, list[tuple[int, str]]] = {}
+    keys: dict[str, str] = {}
+    for ops in itertools.product(NB201_OPS, repeat=len(NB201_EDGES)):
+        key = space_format(None, dict(zip(_EDGE_NAMES, ops, strict=True)))  # type: ignore[arg-type]
+        function = nb201_function(ops)
+        keys[key] = function
+        members.setdefault(function, []).append((sum(op != "none" for op in ops), key))
+    representative = {function: min(found)[1] for function, found in members.items()}
+    return {key: representative[function] for key, function in keys.items()}
 
 
 @register("space", "mlp")

@@ -66,16 +66,18 @@ class Strategy:
         self.space = space
         self.seed = int(seed)
         self.rng = np.random.default_rng(self.seed)
-        self._size = space.size
-        self._seen: set[str] = set()
+        self._size = space.distinct_size
+        self._seen: set[str] = set()  # canonical keys (Space.canonical) of asked/told archs
+        self._canonical: dict[str, str] = {}
         self._pending: dict[str, Arch] = {}
         self._history: list[tuple[Arch, Score]] = []
         self._exhausted_warned = False
 
     # --- public API -------------------------------------------------------------------------
     def ask(self) -> Arch:
-        """Propose the next architecture (never one seen before, unless the space is
-        exhausted). May be called several times before any :meth:`tell`."""
+        """Propose the next architecture (never one equivalent to an arch seen before, see
+        :meth:`Space.canonical`, unless the space is exhausted). May be called several times
+        before any :meth:`tell`."""
         if self.exhausted:
             if not self._exhausted_warned:
                 logger.warning("%s: all %s archs were seen; repeating", self.name, self._size)
@@ -83,9 +85,9 @@ class Strategy:
             arch = self.space.sample(self.rng)
         else:
             arch = self._propose()
-            if arch.key in self._seen:
+            if self.is_seen(arch):
                 arch = self.random_unseen()
-        self._seen.add(arch.key)
+        self._seen.add(self.canonical_key(arch))
         self._pending[arch.key] = arch
         return arch
 
@@ -97,7 +99,7 @@ class Strategy:
         """
         arch = self._as_arch(arch)
         score = _check_score(score)
-        self._seen.add(arch.key)
+        self._seen.add(self.canonical_key(arch))
         self._pending.pop(arch.key, None)
         self._history.append((arch, score))
         self._observe(arch, score)
@@ -129,11 +131,19 @@ class Strategy:
 
     @property
     def exhausted(self) -> bool:
-        """True when a finite space has no unseen architecture left."""
+        """True when a finite space has no unseen (non-equivalent) architecture left."""
         return self._size is not None and len(self._seen) >= self._size
 
+    def canonical_key(self, arch: Arch) -> str:
+        """The key of ``arch``'s canonical form (:meth:`Space.canonical`), cached."""
+        key = self._canonical.get(arch.key)
+        if key is None:
+            key = self._canonical[arch.key] = self.space.canonical(arch).key
+        return key
+
     def is_seen(self, arch: Arch) -> bool:
-        return arch.key in self._seen
+        """Whether ``arch`` or an equivalent arch was asked or told."""
+        return self.canonical_key(arch) in self._seen
 
     def best(self) -> tuple[Arch, float] | None:
         """The told arch with the highest score, or None before any finished trial."""
@@ -142,7 +152,8 @@ class Strategy:
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-serialisable state: options, RNG state, history, pending asks, seen keys."""
-        told = {a.key for a, _ in self._history}
+        told = {self.canonical_key(a) for a, _ in self._history}
+        pending = {self.canonical_key(a) for a in self._pending.values()}
         return {
             "strategy": self.name,
             "seed": self.seed,
@@ -150,7 +161,7 @@ class Strategy:
             "rng": self.rng.bit_generator.state,
             "history": [[a.key, s] for a, s in self._history],
             "pending": list(self._pending),
-            "seen_untold": sorted(self._seen - told - set(self._pending)),
+            "seen_untold": sorted(self._seen - told - pending),
             "extra": self._extra_state(),
         }
 
@@ -167,7 +178,7 @@ class Strategy:
         for key in state["pending"]:
             arch = self.space.from_key(key)
             self._pending[key] = arch
-            self._seen.add(key)
+            self._seen.add(self.canonical_key(arch))
         self._seen.update(state["seen_untold"])
         self.rng.bit_generator.state = state["rng"]
         self._load_extra_state(state["extra"])
@@ -177,16 +188,15 @@ class Strategy:
 
     # --- helpers for subclasses -------------------------------------------------------------
     def random_unseen(self) -> Arch:
-        """A uniformly random arch not seen yet (any arch once the space is exhausted)."""
+        """A uniformly random arch not seen yet, nor equivalent to a seen one (any arch once
+        the space is exhausted)."""
         for _ in range(64):
             arch = self.space.sample(self.rng)
-            if arch.key not in self._seen:
+            if not self.is_seen(arch):
                 return arch
         if self._size is not None:  # nearly exhausted: enumerate what is left
             left = [
-                a
-                for a in self.space.grid(max(2, self._max_param_size()))
-                if a.key not in self._seen
+                a for a in self.space.grid(max(2, self._max_param_size())) if not self.is_seen(a)
             ]
             if left:
                 return left[int(self.rng.integers(len(left)))]

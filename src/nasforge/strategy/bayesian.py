@@ -137,7 +137,7 @@ class BayesianOptimization(Strategy):
     def _encode(self, arch: Arch) -> np.ndarray:
         code = self._codes.get(arch.key)
         if code is None:
-            code = self._codes[arch.key] = self.space.encode(arch)
+            code = self._codes[arch.key] = self.space.encode(self.space.canonical(arch))
         return code
 
     def _scaled(self, x: np.ndarray, hyper: np.ndarray) -> np.ndarray:
@@ -197,18 +197,18 @@ class BayesianOptimization(Strategy):
         pool: dict[str, Arch] = {}
         for arch in ranked:  # trust region: unseen neighbours of the best archs first
             for n in self.space.neighbors(arch):
-                if n.key not in self._seen:
-                    pool.setdefault(n.key, n)
+                if not self.is_seen(n):
+                    pool.setdefault(self.canonical_key(n), n)
             if len(pool) >= self.n_local:
                 break
         top = ranked[: self.top_k]
         for i in range(self.n_mutations):
             parent = top[i % len(top)]
             child = self.space.mutate(parent, self.rng, n=2 + int(self.rng.integers(2)))
-            pool.setdefault(child.key, child)
+            pool.setdefault(self.canonical_key(child), child)
         for _ in range(self.n_random):
             arch = self.space.sample(self.rng)
-            pool.setdefault(arch.key, arch)
+            pool.setdefault(self.canonical_key(arch), arch)
         return [a for k, a in pool.items() if k not in self._seen]
 
     def _propose(self) -> Arch:

@@ -85,7 +85,7 @@ class RegularizedEvolution(Strategy):
             if self.crossover_prob and self.rng.random() < self.crossover_prob:
                 parent = self.space.crossover(parent, self._tournament(), self.rng)
             child = self.space.mutate(parent, self.rng, n=self.mutation_edits)
-            if child.key not in self._seen:
+            if not self.is_seen(child):
                 return child
         return self.random_unseen()
 

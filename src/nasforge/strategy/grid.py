@@ -97,7 +97,7 @@ class GridSearch(Strategy):
                     options = self._values[p.name]
                     values[p.name] = options[int(self.rng.integers(len(options)))]
             arch = self.space.arch(values)
-            if arch.key not in self._seen:
+            if not self.is_seen(arch):
                 return arch
         return self.random_unseen()
 
@@ -107,12 +107,12 @@ class GridSearch(Strategy):
             while self._cursor < len(points):
                 arch = points[self._cursor]
                 self._cursor += 1
-                if arch.key not in self._seen:
+                if not self.is_seen(arch):
                     return arch
             return self.random_unseen()
         while self._line:
             arch = self._line.pop()
-            if arch.key not in self._seen:
+            if not self.is_seen(arch):
                 return arch
         if self._incumbent is None or self._stale_lines >= len(self.space.params):
             self._stale_lines = 0
@@ -131,7 +131,7 @@ class GridSearch(Strategy):
                 values = self._incumbent.to_dict()
                 values[p.name] = v
                 arch = self.space._make(self.space._complete(values, None))
-                if arch.key not in self._seen:
+                if not self.is_seen(arch):
                     line.append(arch)
             if line:
                 self._line = line[::-1]

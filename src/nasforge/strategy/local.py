@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from nasforge.errors import ConfigError
 from nasforge.registry import register
 from nasforge.space.base import Arch, Space
@@ -13,14 +15,19 @@ from nasforge.strategy.base import Score, Strategy
 __all__ = ["LocalSearch"]
 
 _RESTARTS = ("random", "perturb")
+_ORDERS = ("model", "random")
 
 
 @register("strategy", "local")
 class LocalSearch(Strategy):
     """Hill climbing over :meth:`Space.neighbors` with first improvement and restarts.
 
-    Starts from the best of ``n_init`` random archs, evaluates its unseen neighbours in
-    random order and moves as soon as one is better (first improvement). At a local optimum
+    Starts from the best of ``n_init`` random archs, evaluates its unseen neighbours and
+    moves as soon as one is better (first improvement). With ``order="model"`` (default) the
+    neighbours are tried best-predicted first: a ridge regression (penalty ``ridge``) on the
+    encoding of the *canonical* archs (:meth:`Space.canonical`, so dead parameters do not
+    blur the features) fitted to the score ranks of every result so far; with
+    ``order="random"`` they are tried in random order. At a local optimum
     (every neighbour evaluated, none better) it restarts: ``restart="perturb"`` (default)
     jumps to the best arch seen so far changed in ``perturb_edits`` random parameters (an
     iterated local search), ``restart="random"`` starts again from ``n_init`` random archs.
@@ -42,6 +49,8 @@ class LocalSearch(Strategy):
         n_init: int = 5,
         restart: str = "perturb",
         perturb_edits: int = 2,
+        order: str = "model",
+        ridge: float = 10.0,
     ) -> None:
         super().__init__(space, seed=seed)
         if not isinstance(n_init, int) or n_init < 1:
@@ -50,9 +59,16 @@ class LocalSearch(Strategy):
             raise ConfigError.invalid("restart", restart, f"one of {list(_RESTARTS)}")
         if not isinstance(perturb_edits, int) or perturb_edits < 1:
             raise ConfigError.invalid("perturb_edits", perturb_edits, "an integer >= 1")
+        if order not in _ORDERS:
+            raise ConfigError.invalid("order", order, f"one of {list(_ORDERS)}")
+        if isinstance(ridge, bool) or not isinstance(ridge, (int, float)) or not ridge > 0:
+            raise ConfigError.invalid("ridge", ridge, "a number > 0")
         self.n_init = n_init
         self.restart = restart
         self.perturb_edits = perturb_edits
+        self.order = order
+        self.ridge = float(ridge)
+        self._codes: dict[str, np.ndarray] = {}
         self._center: Arch | None = None
         self._center_score = float("-inf")
         self._queue: list[Arch] = []
@@ -61,20 +77,46 @@ class LocalSearch(Strategy):
         self._climbed = False
 
     def _options(self) -> dict[str, Any]:
-        return {"n_init": self.n_init, "restart": self.restart, "perturb_edits": self.perturb_edits}
+        return {
+            "n_init": self.n_init,
+            "restart": self.restart,
+            "perturb_edits": self.perturb_edits,
+            "order": self.order,
+            "ridge": self.ridge,
+        }
+
+    def _encode(self, arch: Arch) -> np.ndarray:
+        code = self._codes.get(arch.key)
+        if code is None:
+            code = self._codes[arch.key] = self.space.encode(self.space.canonical(arch))
+        return code
+
+    def _rank_queue(self) -> None:
+        """Sort the neighbour queue so that the best-predicted arch is popped first."""
+        told = [(a, s) for a, s in self._history if s is not None]
+        if self.order != "model" or len(self._queue) < 2 or len(told) < 2:
+            return
+        x = np.stack([self._encode(a) for a, _ in told])
+        scores = np.array([s for _, s in told])
+        y = scores.argsort(kind="stable").argsort() / len(scores)
+        y -= y.mean()
+        weights = np.linalg.solve(x.T @ x + self.ridge * np.eye(x.shape[1]), x.T @ y)
+        predicted = np.stack([self._encode(a) for a in self._queue]) @ weights
+        self._queue = [self._queue[int(i)] for i in np.argsort(predicted, kind="stable")]
 
     def _move(self, center: Arch, score: float) -> None:
         self._center, self._center_score = center, score
         self._climbed = True
         self._starts = []
-        queue = [a for a in self.space.neighbors(center) if a.key not in self._seen]
+        queue = [a for a in self.space.neighbors(center) if not self.is_seen(a)]
         order = self.rng.permutation(len(queue))
         self._queue = [queue[int(i)] for i in order]
 
     def _propose(self) -> Arch:
+        self._rank_queue()
         while self._queue:
             arch = self._queue.pop()
-            if arch.key not in self._seen:
+            if not self.is_seen(arch):
                 return arch
         if self._center is None:  # (re)starting: evaluate the start batch, then climb
             told = [k for k in self._starts if k in self._scores]
@@ -93,7 +135,7 @@ class LocalSearch(Strategy):
             best = max(self._scores, key=self._scores.__getitem__)
             for _ in range(16):
                 arch = self.space.mutate(self.space.from_key(best), self.rng, n=self.perturb_edits)
-                if arch.key not in self._seen:
+                if not self.is_seen(arch):
                     break
             else:
                 arch = self.random_unseen()

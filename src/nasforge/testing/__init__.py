@@ -12,6 +12,11 @@ contract every nasforge strategy keeps::
 (or override the ``factory`` fixture to build it yourself).
 """
 
-from nasforge.testing.strategy import StrategyConformance, conformance_spaces, synthetic_score
+from nasforge.testing.strategy import (
+    EquivalenceSpace,
+    StrategyConformance,
+    conformance_spaces,
+    synthetic_score,
+)
 
-__all__ = ["StrategyConformance", "conformance_spaces", "synthetic_score"]
+__all__ = ["EquivalenceSpace", "StrategyConformance", "conformance_spaces", "synthetic_score"]
