@@ -24,7 +24,6 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nasforge._io import atomic_torch_save
 from nasforge.errors import (
     CheckpointError,
     ConfigError,
@@ -155,17 +155,7 @@ def save_model(
         "kwargs": dict(kwargs or {}),
         "metadata": dict(metadata or {}),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_torch_save(payload, path)
 
 
 def shrink_to(

@@ -12,7 +12,6 @@ import copy
 import logging
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import nn
 
+from nasforge._io import atomic_torch_save
 from nasforge.errors import CheckpointError, ConfigError
 
 if TYPE_CHECKING:
@@ -220,18 +220,7 @@ def save_checkpoint(path: str | os.PathLike[str], state: TrainState) -> None:
         "history": [dict(h) for h in state.history],
         "rng": torch.get_rng_state(),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_torch_save(payload, path)
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
