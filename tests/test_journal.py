@@ -9,7 +9,7 @@ import time
 import pytest
 
 from nasforge.errors import JournalError
-from nasforge.search.journal import Journal, read_journal
+from nasforge.nas.journal import Journal, read_journal
 
 IDENTITY = {"space": {"x": [1, 2, 3]}, "objective": "val_acc", "mode": "max"}
 
@@ -100,7 +100,7 @@ def test_sigkill_at_random_moments_loses_nothing_written_before(tmp_path):
     writer = textwrap.dedent(
         f"""
         import sys
-        from nasforge.search.journal import Journal, read_journal
+        from nasforge.nas.journal import Journal, read_journal
         identity = {IDENTITY!r}
         journal = Journal(sys.argv[1], identity, resume=True)
         start = len(journal.contents.ended)

@@ -46,3 +46,12 @@ def test_errors_share_one_base():
         assert issubclass(error, nf.NasforgeError)
     message = str(nf.ConfigError.invalid("trainer.epochs", -1, "a positive integer", "try 10"))
     assert message == "trainer.epochs must be a positive integer, but got -1. HINT: try 10"
+
+
+def test_search_is_the_function_whatever_was_imported_before():
+    code = (
+        "import nasforge.nas.journal, nasforge.nas.evaluator, inspect, nasforge as nf; "
+        "print(inspect.isfunction(nf.search))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"

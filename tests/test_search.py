@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import nasforge as nf
-from nasforge.search import TrialStatus
+from nasforge.nas import TrialStatus
 from nasforge.space import Choice, IntRange, Space
 
 NB201_CSV = (

@@ -57,13 +57,13 @@ _LAZY: dict[str, str] = {
     "FloatRange": "nasforge.space.params",
     "IntRange": "nasforge.space.params",
     "Strategy": "nasforge.strategy.base",
-    "Evaluator": "nasforge.search.evaluator",
-    "TabularBenchmark": "nasforge.search.evaluator",
-    "UnknownArchError": "nasforge.search.evaluator",
-    "search": "nasforge.search.loop",
-    "SearchResult": "nasforge.search.result",
-    "Trial": "nasforge.search.result",
-    "TrialStatus": "nasforge.search.result",
+    "Evaluator": "nasforge.nas.evaluator",
+    "TabularBenchmark": "nasforge.nas.evaluator",
+    "UnknownArchError": "nasforge.nas.evaluator",
+    "search": "nasforge.nas.loop",
+    "SearchResult": "nasforge.nas.result",
+    "Trial": "nasforge.nas.result",
+    "TrialStatus": "nasforge.nas.result",
 }
 
 __all__ = [
@@ -143,9 +143,9 @@ if TYPE_CHECKING:
         measure_latency,
         size_on_disk,
     )
-    from nasforge.search.evaluator import Evaluator, TabularBenchmark, UnknownArchError
-    from nasforge.search.loop import search
-    from nasforge.search.result import SearchResult, Trial, TrialStatus
+    from nasforge.nas.evaluator import Evaluator, TabularBenchmark, UnknownArchError
+    from nasforge.nas.loop import search
+    from nasforge.nas.result import SearchResult, Trial, TrialStatus
     from nasforge.space.base import Arch, Space
     from nasforge.space.params import Choice, Fixed, FloatRange, IntRange
     from nasforge.strategy.base import Strategy

@@ -56,7 +56,7 @@ _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
         "nasforge.compress.prune.unstructured",
     ),
     "dataset": ("nasforge.data.datasets",),
-    "evaluator": ("nasforge.search.evaluator",),
+    "evaluator": ("nasforge.nas.evaluator",),
     "executor": (
         "nasforge.execution.serial",
         "nasforge.execution.process",

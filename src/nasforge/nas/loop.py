@@ -23,9 +23,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from nasforge.errors import ConfigError, NasforgeError
+from nasforge.nas.evaluator import Evaluator
+from nasforge.nas.result import SearchResult, Trial, TrialStatus
 from nasforge.registry import build as build_plugin
-from nasforge.search.evaluator import Evaluator
-from nasforge.search.result import SearchResult, Trial, TrialStatus
 from nasforge.space.base import Space
 from nasforge.strategy.base import Strategy
 
