@@ -323,3 +323,8 @@ def test_on_batch_begin_can_replace_inputs_and_targets(synthetic_bundle, tiny_ml
     assert model.largest_input == 0.0  # the forward pass saw the replaced inputs
     assert history.last["train_accuracy"] == 1.0  # measured against the replaced targets
     assert model(torch.zeros(1, 6)).argmax().item() == 2
+
+
+def test_search_with_training_is_not_there_yet_and_says_so():
+    with pytest.raises(NotImplementedError, match=r"nf\.search"):
+        nf.Trainer(progress=False).search(None, strategy="random", budget=3)

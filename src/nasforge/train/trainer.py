@@ -350,6 +350,18 @@ class Trainer:
                 outputs.append(model(inputs.to(self.device)).cpu())
         return torch.cat(outputs)
 
+    def search(self, space: Any, **options: Any) -> Any:
+        """Search ``space`` by training each candidate with this Trainer (not yet available).
+
+        Training-based evaluation (``TrainEvaluator``) is the next piece of nasforge; today
+        search with a table of known results through :func:`nasforge.search`.
+        """
+        raise NotImplementedError(
+            "Trainer.search needs the training-based evaluator, which nasforge does not have "
+            "yet. HINT: search a tabular benchmark with nf.search(space, "
+            "nf.TabularBenchmark.from_csv(path, key='arch'), strategy=..., budget=...)"
+        )
+
     def compress(
         self, model: nn.Module, compressors: Sequence[Any], **options: Any
     ) -> tuple[nn.Module, Any]:
