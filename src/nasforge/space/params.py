@@ -280,11 +280,7 @@ class IntRange(Param):
         return 1
 
     def _unit(self, value: float) -> float:
-        if self.high == self.low:
-            return 0.0
-        if self.log:
-            return math.log(value / self.low) / math.log(self.high / self.low)
-        return (value - self.low) / (self.high - self.low)
+        return _unit_position(value, self.low, self.high, self.log)
 
     def _from_unit(self, u: float) -> int:
         if self.log:
@@ -387,9 +383,7 @@ class FloatRange(Param):
         return 1
 
     def _unit(self, value: float) -> float:
-        if self.log:
-            return math.log(value / self.low) / math.log(self.high / self.low)
-        return (value - self.low) / (self.high - self.low)
+        return _unit_position(value, self.low, self.high, self.log)
 
     def _from_unit(self, u: float) -> float:
         u = min(1.0, max(0.0, u))
@@ -492,3 +486,12 @@ class Fixed(Param):
 PARAM_TYPES: dict[str, type[Param]] = {
     cls.kind: cls for cls in (Choice, IntRange, FloatRange, Fixed)
 }
+
+
+def _unit_position(value: float, low: float, high: float, log: bool) -> float:
+    """Where ``value`` lies in ``[low, high]`` as a fraction (on a log scale if ``log``)."""
+    if high == low:
+        return 0.0
+    if log:
+        return math.log(value / low) / math.log(high / low)
+    return (value - low) / (high - low)
