@@ -16,6 +16,7 @@ from nasforge.errors import (
     MissingDependencyError,
     NasforgeError,
     RegistryError,
+    TooManyFailuresError,
     TrainingDivergedError,
     UnsupportedModelError,
 )
@@ -61,6 +62,10 @@ _LAZY: dict[str, str] = {
     "TabularBenchmark": "nasforge.nas.evaluator",
     "UnknownArchError": "nasforge.nas.evaluator",
     "search": "nasforge.nas.loop",
+    "Constraint": "nasforge.nas.objectives",
+    "Hyperband": "nasforge.nas.schedulers",
+    "Scheduler": "nasforge.nas.schedulers",
+    "SuccessiveHalving": "nasforge.nas.schedulers",
     "SearchResult": "nasforge.nas.result",
     "Trial": "nasforge.nas.result",
     "TrialStatus": "nasforge.nas.result",
@@ -75,6 +80,7 @@ __all__ = [
     "Choice",
     "CompressionReport",
     "ConfigError",
+    "Constraint",
     "DataBundle",
     "DistillationCallback",
     "Distiller",
@@ -83,6 +89,7 @@ __all__ = [
     "Fixed",
     "FloatRange",
     "History",
+    "Hyperband",
     "Int8Quantizer",
     "IntRange",
     "MagnitudePruner",
@@ -92,11 +99,14 @@ __all__ = [
     "Pipeline",
     "QATQuantizer",
     "RegistryError",
+    "Scheduler",
     "SearchResult",
     "Space",
     "Strategy",
+    "SuccessiveHalving",
     "TabularBenchmark",
     "TensorLoader",
+    "TooManyFailuresError",
     "TrainState",
     "Trainer",
     "TrainingDivergedError",
@@ -145,7 +155,9 @@ if TYPE_CHECKING:
     )
     from nasforge.nas.evaluator import Evaluator, TabularBenchmark, UnknownArchError
     from nasforge.nas.loop import search
+    from nasforge.nas.objectives import Constraint
     from nasforge.nas.result import SearchResult, Trial, TrialStatus
+    from nasforge.nas.schedulers import Hyperband, Scheduler, SuccessiveHalving
     from nasforge.space.base import Arch, Space
     from nasforge.space.params import Choice, Fixed, FloatRange, IntRange
     from nasforge.strategy.base import Strategy

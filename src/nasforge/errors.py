@@ -17,6 +17,7 @@ __all__ = [
     "MissingDependencyError",
     "NasforgeError",
     "RegistryError",
+    "TooManyFailuresError",
     "TrainingDivergedError",
     "UnsupportedModelError",
     "close_matches",
@@ -71,6 +72,17 @@ class CheckpointError(NasforgeError):
 
 class JournalError(NasforgeError):
     """A search journal is missing, damaged, or records a different search."""
+
+
+class TooManyFailuresError(NasforgeError):
+    """A search stopped because too many trials in a row failed.
+
+    ``result`` holds the :class:`~nasforge.SearchResult` up to that point.
+    """
+
+    def __init__(self, message: str, *, result: Any = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class TrainingDivergedError(NasforgeError):

@@ -144,11 +144,11 @@ class Journal:
 
     def started(self, trial: Mapping[str, Any]) -> None:
         """Record that a trial began (``trial`` as from ``Trial.to_dict()``)."""
-        self._append({"type": "start", **_jsonable(dict(trial))})
+        self._append({**_jsonable(dict(trial)), "type": "start"})
 
     def ended(self, trial: Mapping[str, Any]) -> None:
         """Record a trial's outcome (finished, failed, infeasible or interrupted)."""
-        self._append({"type": "end", **_jsonable(dict(trial))})
+        self._append({**_jsonable(dict(trial)), "type": "end"})
 
     def close(self) -> None:
         if self._fd >= 0:

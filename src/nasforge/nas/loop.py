@@ -1,4 +1,4 @@
-"""The search loop: one loop, written on the public ask/tell of a strategy.
+"""The search loop: strategy, evaluator, executor, journal, scheduler and constraints.
 
 ::
 
@@ -8,10 +8,19 @@
                        objective="val_acc", mode="max")
     result.best.key, result.best.metrics["test_acc"]
 
-The same loop in a notebook is ``arch = strategy.ask(); strategy.tell(arch,
-evaluator.evaluate(arch)[objective])``. Internally the loop hands batches of trials to a
-runner (``run(trials) -> finished trials``): today a serial one; parallel executors,
-journals and schedulers slot in behind the same seam.
+The loop is written on the public ask/tell of a strategy, so the same loop in a notebook is
+``arch = strategy.ask(); strategy.tell(arch, evaluator.evaluate(arch)[objective])``.
+
+How it runs: the scheduler hands out jobs ("new trial at budget b", "continue trial n to
+budget b"); each job runs on the executor as one task (measure the architecture, check the
+constraints that need no training, then train/evaluate); results come back to this one
+process, which alone writes the journal, tells the strategy and updates the result.
+
+Determinism: with ``deterministic=True`` (the default) results are delivered in job order
+and job ``j`` is handed out right after the result of job ``j - workers`` — so the strategy
+sees the same results at the same moments whatever the timing, and the same seed gives the
+same trials with any executor that has the same number of workers. Resuming from a journal
+replays that sequence, taking recorded results instead of running them again.
 """
 
 from __future__ import annotations
@@ -19,43 +28,28 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from nasforge.errors import ConfigError, NasforgeError
+from nasforge.errors import ConfigError, NasforgeError, TooManyFailuresError
+from nasforge.execution.base import Executor, TaskResult
 from nasforge.nas.evaluator import Evaluator
+from nasforge.nas.journal import Journal
+from nasforge.nas.objectives import Constraint, Objectives, parse_constraints, violations
 from nasforge.nas.result import SearchResult, Trial, TrialStatus
+from nasforge.nas.schedulers import FullBudget, Job, Scheduler
 from nasforge.registry import build as build_plugin
-from nasforge.space.base import Space
+from nasforge.space.base import Arch, Space
 from nasforge.strategy.base import Strategy
 
 __all__ = ["search"]
 
 logger = logging.getLogger(__name__)
 
-_MODES = ("max", "min")
-
-
-class _SerialRunner:
-    """Evaluates trials one after another in this process."""
-
-    workers = 1
-
-    def __init__(self, evaluator: Evaluator, objective: str) -> None:
-        self.evaluator = evaluator
-        self.objective = objective
-
-    def run(self, trials: Sequence[Trial]) -> Iterator[Trial]:
-        for trial in trials:
-            trial.started = time.time()
-            t0 = time.perf_counter()
-            try:
-                metrics = self.evaluator.evaluate(trial.arch)
-            finally:
-                trial.duration = time.perf_counter() - t0
-            trial.metrics = _check_metrics(metrics, self.objective, trial)
-            trial.status = TrialStatus.FINISHED
-            yield trial
+#: Infeasible candidates in a row after which the constraints are judged unsatisfiable.
+_MAX_CONSECUTIVE_INFEASIBLE = 500
 
 
 def search(
@@ -65,19 +59,46 @@ def search(
     strategy: str | Strategy = "evolution",
     budget: int,
     seed: int = 0,
-    objective: str = "val_acc",
-    mode: str = "max",
+    objective: str | Sequence[str] = "val_acc",
+    mode: str | Sequence[str] = "max",
+    constraints: str | Sequence[str | Constraint] | None = None,
+    scheduler: str | Scheduler | Mapping[str, Any] | None = None,
+    executor: str | Executor | Mapping[str, Any] | None = None,
+    journal: str | Path | None = None,
+    resume: bool = False,
+    max_consecutive_failures: int | None = 10,
+    deterministic: bool = True,
+    test: bool = True,
     strategy_options: Mapping[str, Any] | None = None,
     progress: bool = True,
 ) -> SearchResult:
-    """Search ``space`` for ``budget`` trials and return a :class:`SearchResult`.
+    """Search ``space`` until ``budget`` trials are done; return a :class:`SearchResult`.
 
-    ``strategy`` is a registered name (built with ``space``, ``seed`` and
-    ``strategy_options``) or a ready :class:`~nasforge.strategy.Strategy` instance (which
-    keeps its own seed). Each trial's metrics come from ``evaluator.evaluate(arch)``; the
-    strategy is told ``metrics[objective]`` (negated for ``mode="min"``). An exception from
-    the evaluator stops the search; Ctrl-C stops it too, marks the running trial
-    interrupted and returns what was found so far.
+    - ``strategy``: a registered name (built with ``space``, ``seed`` and
+      ``strategy_options``) or a ready :class:`~nasforge.strategy.Strategy`.
+    - ``objective``/``mode``: a metric name and ``"max"``/``"min"``, or lists of them for a
+      multi-objective search (the strategy is told a tuple; see ``nsga2``).
+    - ``constraints``: e.g. ``["params <= 100_000", "latency_ms <= 5"]``. Those on
+      ``params``, ``macs``/``flops`` and ``latency_ms`` are checked before training when
+      the evaluator has ``measure(arch)``; a candidate that breaks one is recorded as
+      infeasible, never trained, and does not count towards ``budget``.
+    - ``scheduler``: None (every trial at full budget), ``"successive_halving"``,
+      ``"hyperband"``, a mapping ``{"name": ..., **options}`` or a Scheduler; with one,
+      ``budget`` counts trials (architectures), each run at one or more budgets.
+    - ``executor``: None/``"serial"``, ``"process"``, ``"ray"``, a mapping ``{"name":
+      ..., **options}`` (e.g. ``{"name": "process", "workers": 2, "timeout": 600}``) or an
+      Executor. The strategy is asked for as many candidates as there are free workers.
+    - ``journal``: a file that records every trial's start and end as it happens;
+      ``resume=True`` continues the search it records (finished trials are not run again;
+      trials running at the crash are re-run), and refuses a journal of another search.
+    - A trial that raises, returns a NaN/infinite objective, runs out of memory or exceeds
+      the executor's timeout is recorded as failed and the search goes on; after
+      ``max_consecutive_failures`` failures in a row it stops with
+      :class:`~nasforge.TooManyFailuresError` (None: never).
+    - ``test``: when the evaluator has ``test(arch)``, add its metrics to the best trial
+      (all Pareto-optimal trials when there are several objectives) at the end.
+
+    Ctrl-C stops the search, marks running trials interrupted and returns what was found.
     """
     if not isinstance(space, Space):
         raise ConfigError.invalid("space", type(space).__name__, "a nasforge Space")
@@ -88,51 +109,377 @@ def search(
             "an object with evaluate(arch, budget=None) -> dict of metrics",
             hint="e.g. nf.TabularBenchmark.from_csv(path, key='arch')",
         )
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise ConfigError.invalid("budget", budget, "a positive integer (number of trials)")
-    if mode not in _MODES:
-        raise ConfigError.invalid("mode", mode, "'max' or 'min'")
-    if not isinstance(objective, str) or not objective:
-        raise ConfigError.invalid("objective", objective, "a metric name such as 'val_acc'")
-    strategy = _make_strategy(space, strategy, seed, strategy_options)
-    sign = 1.0 if mode == "max" else -1.0
-    runner = _SerialRunner(evaluator, objective)
-    trials: list[Trial] = []
-    bar = _progress_bar(budget, progress, strategy.name)
-    start = time.perf_counter()
-    best: float | None = None
-    try:
-        while len(trials) < budget:
-            free = min(runner.workers, budget - len(trials))
-            batch = [Trial(number=len(trials) + i, arch=strategy.ask()) for i in range(free)]
-            trials.extend(batch)
-            for trial in runner.run(batch):
-                value = trial.metrics[objective]
-                strategy.tell(trial.arch, sign * value if math.isfinite(value) else None)
-                if math.isfinite(value) and (best is None or sign * value > sign * best):
-                    best = value
-                    logger.info(
-                        "trial %d: new best %s=%.6g (%s)", trial.number, objective, value, trial.key
-                    )
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix({objective: f"{best:.4g}" if best is not None else "-"})
-    except KeyboardInterrupt:
-        logger.warning("search interrupted after %d trials", len(trials))
-        for trial in trials:
-            if trial.status is TrialStatus.RUNNING:
-                trial.status = TrialStatus.INTERRUPTED
-    finally:
-        if bar is not None:
-            bar.close()
-    return SearchResult(
-        trials=trials,
-        objective=objective,
-        mode=mode,
-        strategy=strategy.name,
-        seed=strategy.seed,
-        duration=time.perf_counter() - start,
+    _check_count("budget", budget, "a positive integer (number of trials)")
+    if max_consecutive_failures is not None:
+        _check_count("max_consecutive_failures", max_consecutive_failures, "a positive integer")
+    objectives = Objectives.parse(objective, mode)
+    limits = parse_constraints(constraints)
+    run = _Search(
+        space=space,
+        evaluator=evaluator,
+        strategy=_make_strategy(space, strategy, seed, strategy_options),
+        scheduler=_make_plugin("scheduler", scheduler, Scheduler, FullBudget),
+        budget=budget,
+        objectives=objectives,
+        constraints=limits,
+        max_consecutive_failures=max_consecutive_failures,
+        deterministic=deterministic,
     )
+    executor_obj = _make_plugin("executor", executor, Executor, None)
+    identity = {
+        "space": space.to_dict(),
+        **objectives.to_dict(),
+        "constraints": [str(c) for c in limits],
+        "strategy": run.strategy.name,
+        "seed": run.strategy.seed,
+        "scheduler": run.scheduler.to_dict(),
+    }
+    if resume and journal is None:
+        raise ConfigError.invalid("resume", resume, "False when no journal is given")
+    log = Journal(journal, identity, resume=resume) if journal is not None else None
+    try:
+        if log is not None:
+            run.load(log)
+        run.execute(executor_obj, log, progress)
+    finally:
+        if log is not None:
+            log.close()
+        executor_obj.shutdown()
+    result = run.result()
+    if test and callable(getattr(evaluator, "test", None)) and not run.interrupted:
+        _add_test_metrics(evaluator, result)
+    return result
+
+
+@dataclass
+class _Outcome:
+    """What one job produced: its metrics, an error, or the constraints it breaks; or, for
+    a result read back from a journal, the recorded status and error."""
+
+    metrics: dict[str, float]
+    error: str | None = None
+    broken: list[str] | None = None
+    duration: float = 0.0
+    recorded: TrialStatus | None = None
+
+
+class _Search:
+    """The state of one search run; see the module docstring for the order of events."""
+
+    def __init__(
+        self,
+        *,
+        space: Space,
+        evaluator: Evaluator,
+        strategy: Strategy,
+        scheduler: Scheduler,
+        budget: int,
+        objectives: Objectives,
+        constraints: tuple[Constraint, ...],
+        max_consecutive_failures: int | None,
+        deterministic: bool,
+    ) -> None:
+        self.space = space
+        self.evaluator = evaluator
+        self.strategy = strategy
+        self.scheduler = scheduler
+        self.budget = budget
+        self.objectives = objectives
+        self.constraints = constraints
+        measurable = callable(getattr(evaluator, "measure", None))
+        self.cheap = tuple(c for c in constraints if c.cheap) if measurable else ()
+        self.max_failures = max_consecutive_failures
+        self.deterministic = deterministic
+        self.trials: dict[int, Trial] = {}
+        self.scores: dict[int, Any] = {}
+        self.jobs: list[Job] = []
+        self.results: dict[int, _Outcome] = {}  # finished jobs not yet delivered, by job index
+        self.delivered = 0  # jobs delivered (in order when deterministic)
+        self.live_jobs: set[int] = set()  # job indices running on the executor
+        self.recorded: dict[tuple[int, float | None], dict[str, Any]] = {}
+        self.recorded_archs: dict[int, Arch] = {}
+        self.counted = 0  # trials that are not infeasible: what `budget` counts
+        self.failures = 0  # consecutive
+        self.infeasible_run = 0  # consecutive
+        self.closed = False
+        self.interrupted = False
+        self.started = time.perf_counter()
+        self.bar: Any = None
+        self.best: float | None = None
+
+    # --- resume ----------------------------------------------------------------------------
+    def load(self, journal: Journal) -> None:
+        """Take the recorded results of a resumed journal; mark unfinished jobs interrupted."""
+        running: dict[tuple[int, float | None], dict[str, Any]] = {}
+        for r in journal.contents.records:
+            key = (r["number"], _budget_key(r.get("budget")))
+            self.recorded_archs[r["number"]] = self.space.arch(r["arch"])
+            if r["type"] == "start":
+                running[key] = r
+                continue
+            running.pop(key, None)
+            if r["status"] != TrialStatus.INTERRUPTED.value:
+                self.recorded[key] = r
+        for r in running.values():
+            journal.ended({**r, "status": TrialStatus.INTERRUPTED.value})
+            logger.warning(
+                "trial %d was running when the search stopped; it will run again", r["number"]
+            )
+        if self.recorded:
+            logger.info("resuming: %d recorded results", len(self.recorded))
+
+    # --- the loop --------------------------------------------------------------------------
+    def execute(self, executor: Executor, journal: Journal | None, progress: bool) -> None:
+        self.executor = executor
+        self.journal = journal
+        self.bar = _progress_bar(self.budget, progress, self.strategy.name)
+        workers = executor.workers
+        try:
+            while True:
+                while self._in_flight() < workers:
+                    job = self._next_job()
+                    if job is None:
+                        break
+                    self._issue(job)
+                if self._in_flight() == 0:
+                    if self._close():
+                        continue
+                    break
+                self._deliver_next()
+        except KeyboardInterrupt:
+            self.interrupted = True
+            logger.warning("search interrupted after %d trials", len(self.trials))
+            for trial in self.trials.values():
+                if trial.status is TrialStatus.RUNNING:
+                    trial.status = TrialStatus.INTERRUPTED
+                    if journal is not None:
+                        journal.ended(trial.to_dict())
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+
+    def _in_flight(self) -> int:
+        """Jobs handed out and not delivered (deterministic) or not returned (otherwise)."""
+        if self.deterministic:
+            return len(self.jobs) - self.delivered
+        return len(self.live_jobs) + len(self.results)
+
+    def _next_job(self) -> Job | None:
+        can_start = self.counted < self.budget and not self.closed
+        return self.scheduler.next_job(len(self.trials) if can_start else None)
+
+    def _close(self) -> bool:
+        """At the budget, tell the scheduler no new trials come; True if that freed jobs."""
+        if self.closed or self.counted < self.budget:
+            return False
+        self.closed = True
+        self._tell(self.scheduler.close())
+        return True
+
+    def _issue(self, job: Job) -> None:
+        index = len(self.jobs)
+        self.jobs.append(job)
+        if job.new:
+            arch = self.strategy.ask()
+            recorded = self.recorded_archs.get(job.trial)
+            if recorded is not None and recorded != arch:
+                logger.debug("trial %d: the journal's arch replaces %s", job.trial, arch.key)
+                arch = recorded
+            self.trials[job.trial] = Trial(number=job.trial, arch=arch)
+            self.counted += 1
+        trial = self.trials[job.trial]
+        trial.status = TrialStatus.RUNNING
+        trial.budget = job.budget
+        record = self.recorded.get((job.trial, _budget_key(job.budget)))
+        if record is not None:
+            trial.started = trial.started or record.get("started", 0.0)
+            self.results[index] = _Outcome(
+                metrics={k: _float(v) for k, v in (record.get("metrics") or {}).items()},
+                error=record.get("error"),
+                duration=record.get("duration", 0.0) - trial.duration,
+                recorded=TrialStatus(record["status"]),
+            )
+            return
+        trial.started = trial.started or time.time()
+        if self.journal is not None:
+            self.journal.started(trial.to_dict())
+        cheap = self.cheap if job.new else ()
+        self.executor.submit(index, _run_job, self.evaluator, trial.arch, job.budget, cheap)
+        self.live_jobs.add(index)
+
+    def _deliver_next(self) -> None:
+        if self.deterministic:
+            while self.delivered not in self.results:
+                self._collect()
+            self._deliver(self.delivered)
+        else:
+            while not self.results:
+                self._collect()
+            self._deliver(min(self.results))
+
+    def _collect(self) -> None:
+        for task in self.executor.wait():
+            self.live_jobs.discard(task.task_id)
+            self.results[task.task_id] = _outcome(task)
+
+    def _deliver(self, index: int) -> None:
+        outcome = self.results.pop(index)
+        self.delivered += 1
+        job = self.jobs[index]
+        trial = self.trials[job.trial]
+        live = (job.trial, _budget_key(job.budget)) not in self.recorded
+        trial.duration += outcome.duration
+        score = self._settle(trial, outcome)
+        if live and self.journal is not None:
+            self.journal.ended(trial.to_dict())
+        infeasible = trial.status is TrialStatus.INFEASIBLE
+        if infeasible:
+            self.counted -= 1
+        self.scores[trial.number] = score
+        self._tell(self.scheduler.report(trial.number, score, infeasible=infeasible))
+        self._check_failures(trial)
+
+    def _settle(self, trial: Trial, outcome: _Outcome) -> Any:
+        """Set the trial's status and metrics from ``outcome``; return its score."""
+        trial.metrics = dict(outcome.metrics)
+        trial.error = outcome.error
+        if outcome.recorded is not None:
+            trial.status = outcome.recorded
+            finished = outcome.recorded is TrialStatus.FINISHED
+            return self.objectives.score(trial.metrics) if finished else None
+        if outcome.error is not None:
+            trial.status = TrialStatus.FAILED
+            return None
+        broken = outcome.broken
+        if broken is None:
+            missing = self.objectives.missing(trial.metrics) + [
+                c.metric for c in self.constraints if c.holds(trial.metrics) is None
+            ]
+            if missing:
+                raise ConfigError.invalid(
+                    "objective" if missing[0] in self.objectives.names else "constraints",
+                    missing[0],
+                    f"one of the evaluator's metrics {sorted(trial.metrics)}",
+                )
+            broken = violations(self.constraints, trial.metrics)
+        if broken:
+            trial.status = TrialStatus.INFEASIBLE
+            trial.error = "violates " + ", ".join(broken)
+            return None
+        score = self.objectives.score(trial.metrics)
+        if score is None:
+            trial.status = TrialStatus.FAILED
+            bad = {n: trial.metrics[n] for n in self.objectives.names}
+            trial.error = f"the objective is not a finite number: {bad}"
+            return None
+        trial.status = TrialStatus.FINISHED
+        return score
+
+    def _tell(self, final: list[int]) -> None:
+        for number in final:
+            trial = self.trials[number]
+            score = self.scores.get(number)
+            self.strategy.tell(trial.arch, score)
+            if trial.status is TrialStatus.INFEASIBLE:
+                continue
+            self._log_best(trial, score)
+            if self.bar is not None:
+                self.bar.update(1)
+                name = self.objectives.names[0]
+                shown = "-" if self.best is None else f"{self.best:.4g}"
+                self.bar.set_postfix({name: shown})
+
+    def _log_best(self, trial: Trial, score: Any) -> None:
+        if score is None or self.objectives.multi:
+            return
+        if self.best is None or score > self.best:
+            self.best = score
+            name = self.objectives.names[0]
+            logger.info(
+                "trial %d: new best %s=%.6g (%s)",
+                trial.number,
+                name,
+                trial.metrics[name],
+                trial.key,
+            )
+
+    def _check_failures(self, trial: Trial) -> None:
+        if trial.status is TrialStatus.INFEASIBLE:
+            self.infeasible_run += 1
+            if self.infeasible_run >= _MAX_CONSECUTIVE_INFEASIBLE:
+                raise ConfigError.invalid(
+                    "constraints",
+                    [str(c) for c in self.constraints],
+                    "constraints that some architecture of the space satisfies",
+                    hint=f"{self.infeasible_run} candidates in a row broke them; loosen them",
+                )
+            return
+        self.infeasible_run = 0
+        if trial.status is not TrialStatus.FAILED:
+            self.failures = 0
+            return
+        self.failures += 1
+        logger.warning("trial %d failed: %s", trial.number, _last_line(trial.error))
+        if self.max_failures is not None and self.failures >= self.max_failures:
+            raise TooManyFailuresError(
+                f"{self.failures} trials failed in a row; the last one (trial {trial.number}, "
+                f"{trial.key}) with: {_last_line(trial.error)}. HINT: see each trial's error "
+                "in the result or journal; raise max_consecutive_failures to go on anyway",
+                result=self.result(),
+            )
+
+    def result(self) -> SearchResult:
+        return SearchResult(
+            trials=[self.trials[n] for n in sorted(self.trials)],
+            objective=self.objectives.names[0],
+            mode=self.objectives.modes[0],
+            objectives=self.objectives.names,
+            modes=self.objectives.modes,
+            strategy=self.strategy.name,
+            seed=self.strategy.seed,
+            duration=time.perf_counter() - self.started,
+        )
+
+
+def _run_job(
+    evaluator: Any, arch: Arch, budget: float | None, cheap: tuple[Constraint, ...]
+) -> dict[str, Any]:
+    """One job, as it runs on a worker: the cheap constraint check, then the evaluation."""
+    if cheap:
+        measured = dict(evaluator.measure(arch))
+        broken = violations(cheap, measured)
+        if broken:
+            return {"metrics": measured, "broken": broken}
+    metrics = evaluator.evaluate(arch) if budget is None else evaluator.evaluate(arch, budget)
+    return {"metrics": metrics}
+
+
+def _outcome(task: TaskResult) -> _Outcome:
+    if not task.ok:
+        error = f"{task.failure.value}: {task.error}" if task.failure else str(task.error)
+        return _Outcome(metrics={}, error=error, duration=task.duration)
+    value = task.value
+    metrics = value["metrics"]
+    if not isinstance(metrics, Mapping):
+        raise ConfigError.invalid(
+            "evaluator.evaluate()", type(metrics).__name__, "a dict of metric name -> float"
+        )
+    clean: dict[str, float] = {}
+    for name, number in metrics.items():
+        try:
+            clean[str(name)] = float(number)
+        except (TypeError, ValueError):
+            raise ConfigError.invalid(
+                f"metrics[{name!r}]", number, "a number", hint="evaluate() must return floats"
+            ) from None
+    return _Outcome(metrics=clean, broken=value.get("broken"), duration=task.duration)
+
+
+def _add_test_metrics(evaluator: Any, result: SearchResult) -> None:
+    chosen = result.pareto_front() if len(result.objectives) > 1 else [result.best]
+    for trial in chosen:
+        if trial is not None:
+            trial.metrics.update({k: float(v) for k, v in evaluator.test(trial.arch).items()})
 
 
 def _make_strategy(
@@ -159,26 +506,41 @@ def _make_strategy(
     return built
 
 
-def _check_metrics(metrics: Any, objective: str, trial: Trial) -> dict[str, float]:
-    if not isinstance(metrics, Mapping):
-        raise ConfigError.invalid(
-            "evaluator.evaluate()", type(metrics).__name__, "a dict of metric name -> float"
-        )
-    if objective not in metrics:
-        raise ConfigError.invalid(
-            "objective",
-            objective,
-            f"one of the evaluator's metrics {sorted(metrics)}",
-        )
-    out = {}
-    for name, value in metrics.items():
-        try:
-            out[str(name)] = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError.invalid(
-                f"metrics[{name!r}] of trial {trial.number}", value, "a number"
-            ) from None
-    return out
+def _make_plugin(kind: str, spec: Any, base: type, default: type | None) -> Any:
+    """A plugin from None (the default), a name, ``{"name": ..., **options}`` or an instance."""
+    if isinstance(spec, base):
+        return spec
+    if spec is None:
+        return default() if default is not None else build_plugin(kind, "serial")
+    if isinstance(spec, str):
+        return build_plugin(kind, spec)
+    if isinstance(spec, Mapping) and isinstance(spec.get("name"), str):
+        options = {k: v for k, v in spec.items() if k != "name"}
+        return build_plugin(kind, spec["name"], **options)
+    raise ConfigError.invalid(
+        kind,
+        spec,
+        f"a registered {kind} name, a mapping {{'name': ..., **options}} or a {base.__name__}",
+    )
+
+
+def _check_count(name: str, value: Any, expected: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError.invalid(name, value, expected)
+
+
+def _float(value: Any) -> float:
+    """A metric read back from JSON, where NaN and infinities were stored as null."""
+    return math.nan if value is None else float(value)
+
+
+def _budget_key(budget: Any) -> float | None:
+    return None if budget is None else float(budget)
+
+
+def _last_line(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[-1] if lines else ""
 
 
 def _progress_bar(total: int, enabled: bool, name: str) -> Any:

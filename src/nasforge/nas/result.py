@@ -10,11 +10,12 @@ import csv
 import enum
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nasforge.errors import MissingDependencyError
+from nasforge.errors import ConfigError, MissingDependencyError
 from nasforge.space.base import Arch
 
 __all__ = ["SearchResult", "Trial", "TrialStatus"]
@@ -32,7 +33,12 @@ class TrialStatus(enum.Enum):
 
 @dataclass
 class Trial:
-    """One query: the arch, its metrics and status, timing, and the error if it failed."""
+    """One query: the arch, its metrics and status, timing, and the error if it failed.
+
+    ``budget`` is the fidelity (e.g. epochs) its metrics were measured at, when a
+    multi-fidelity scheduler chose it (None: the evaluator's default); ``duration`` adds up
+    every budget it ran at.
+    """
 
     number: int
     arch: Arch
@@ -41,6 +47,7 @@ class Trial:
     error: str | None = None
     started: float = 0.0
     duration: float = 0.0
+    budget: float | None = None
 
     @property
     def key(self) -> str:
@@ -60,6 +67,7 @@ class Trial:
             "error": self.error,
             "started": self.started,
             "duration": self.duration,
+            "budget": self.budget,
         }
 
 
@@ -67,7 +75,9 @@ class Trial:
 class SearchResult:
     """What :func:`nasforge.search` returns: the trials in query order and the best one.
 
-    ``objective`` and ``mode`` say how "best" is judged.
+    ``objectives`` and ``modes`` list what the search optimised; ``objective`` and ``mode``
+    (the first of them) say how :attr:`best` is judged. With several objectives,
+    :meth:`pareto_front` gives the trade-offs.
     """
 
     trials: list[Trial]
@@ -76,6 +86,12 @@ class SearchResult:
     strategy: str = ""
     seed: int = 0
     duration: float = 0.0
+    objectives: tuple[str, ...] = ()
+    modes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.objectives = tuple(self.objectives) or (self.objective,)
+        self.modes = tuple(self.modes) or (self.mode,) * len(self.objectives)
 
     def _better(self, a: float, b: float) -> bool:
         return a > b if self.mode == "max" else a < b
@@ -94,6 +110,31 @@ class SearchResult:
             ):
                 best = t
         return best
+
+    def pareto_front(self) -> list[Trial]:
+        """The finished trials no other finished trial beats on every objective (at least
+        as good on all, better on one), in trial order."""
+        from nasforge.nas.pareto import pareto_front
+
+        trials = [t for t in self.trials if t.finished and self._has_objectives(t)]
+        if not trials:
+            return []
+        points = [[t.metrics[o] for o in self.objectives] for t in trials]
+        return [trials[i] for i in pareto_front(points, self.modes)]
+
+    def hypervolume(self, reference: Sequence[float]) -> float:
+        """The hypervolume of :meth:`pareto_front` against ``reference`` (one worst value
+        per objective, in the objectives' own units and directions)."""
+        from nasforge.nas.pareto import hypervolume
+
+        front = self.pareto_front()
+        points = [[t.metrics[o] for o in self.objectives] for t in front]
+        if not points:
+            return 0.0
+        return hypervolume(points, reference, self.modes)
+
+    def _has_objectives(self, trial: Trial) -> bool:
+        return all(math.isfinite(trial.metrics.get(o, math.nan)) for o in self.objectives)
 
     def best_so_far(self) -> list[float]:
         """The best objective value after each trial (NaN until a trial finished)."""
@@ -121,6 +162,8 @@ class SearchResult:
         return {
             "objective": self.objective,
             "mode": self.mode,
+            "objectives": list(self.objectives),
+            "modes": list(self.modes),
             "strategy": self.strategy,
             "seed": self.seed,
             "duration": self.duration,
@@ -142,10 +185,11 @@ class SearchResult:
             metrics += [m for m in t.metrics if m not in metrics]
         with Path(path).open("w", newline="") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["number", "key", "status", "duration", "error", *metrics])
+            writer.writerow(["number", "key", "status", "budget", "duration", "error", *metrics])
             for t in self.trials:
                 writer.writerow(
-                    [t.number, t.key, t.status.value, f"{t.duration:.6f}", t.error or ""]
+                    [t.number, t.key, t.status.value, "" if t.budget is None else t.budget]
+                    + [f"{t.duration:.6f}", t.error or ""]
                     + [t.metrics.get(m, "") for m in metrics]
                 )
 
@@ -154,12 +198,7 @@ class SearchResult:
 
         Needs matplotlib (``pip install "nasforge[plots]"``).
         """
-        try:
-            import matplotlib.pyplot as plt
-        except ImportError:
-            raise MissingDependencyError(
-                "matplotlib", extra="plots", purpose="to plot search progress"
-            ) from None
+        plt = _pyplot("to plot search progress")
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 4))
         xs = [t.number for t in self.finished]
@@ -171,3 +210,44 @@ class SearchResult:
         ax.set_title(f"{self.strategy or 'search'} ({self.mode} {self.objective})")
         ax.legend()
         return ax
+
+    def plot_pareto(self, x: str | None = None, y: str | None = None, ax: Any = None) -> Any:
+        """Scatter the finished trials on two objectives (default: the first two) and draw
+        the Pareto front; returns the Axes. Needs matplotlib."""
+        plt = _pyplot("to plot a Pareto front")
+        names = list(self.objectives)
+        x = x or names[0]
+        y = y or (names[1] if len(names) > 1 else None)
+        if y is None:
+            raise ConfigError.invalid("y", y, "a metric name (the search had one objective)")
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 4))
+        done = [t for t in self.trials if t.finished and x in t.metrics and y in t.metrics]
+        ax.scatter(
+            [t.metrics[x] for t in done],
+            [t.metrics[y] for t in done],
+            s=12,
+            alpha=0.4,
+            label="trials",
+        )
+        front = sorted(self.pareto_front(), key=lambda t: t.metrics[x])
+        ax.plot(
+            [t.metrics[x] for t in front],
+            [t.metrics[y] for t in front],
+            "o-",
+            color="C3",
+            label="Pareto front",
+        )
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+        ax.set_title(f"{self.strategy or 'search'}: Pareto front ({len(front)} trials)")
+        ax.legend()
+        return ax
+
+
+def _pyplot(purpose: str) -> Any:
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise MissingDependencyError("matplotlib", extra="plots", purpose=purpose) from None
+    return plt

@@ -1,0 +1,306 @@
+"""Multi-fidelity schedulers: which trial runs next, and for how long.
+
+A scheduler hands the search loop :class:`Job` s — "start a new trial at budget b" or
+"continue trial n up to budget b" — and learns their scores. Budgets are the evaluator's
+fidelity, e.g. epochs for the training evaluator, which continues a promoted trial from its
+checkpoint instead of retraining it.
+
+- ``successive_halving`` (Jamieson & Talwalkar 2016): brackets of ``eta**k`` new trials at
+  ``min_budget``; the best ``1/eta`` of each rung go on to ``eta`` times the budget, up to
+  ``max_budget``.
+- ``hyperband`` (Li et al. 2018): cycles through successive-halving brackets that start at
+  different budgets, from the most aggressive (many trials at ``min_budget``) to plain full
+  budget runs, hedging against low fidelities that rank trials badly.
+
+Rungs are synchronous, and ranking uses the scores the strategy sees (maximised): a float,
+or for several objectives a tuple, ranked by non-domination then crowding distance
+(NSGA-II's order). Failed trials rank last and are never promoted; infeasible trials do not
+take a place in a rung. With several workers, a new bracket starts while an older one waits
+for its rung to complete, so no worker idles.
+
+Write your own by subclassing :class:`Scheduler` and registering it::
+
+    @nf.register("scheduler", "mine")
+    class Mine(Scheduler): ...
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from nasforge.errors import ConfigError
+from nasforge.registry import register
+
+__all__ = ["FullBudget", "Hyperband", "Job", "Scheduler", "SuccessiveHalving"]
+
+#: What a scheduler ranks: a float to maximise, a tuple of them, or None (failed).
+Score = float | tuple[float, ...] | None
+
+
+@dataclass(frozen=True)
+class Job:
+    """Run ``trial`` up to ``budget`` (None: the evaluator's default); ``new`` when the trial
+    does not exist yet (the loop asks the strategy for its architecture)."""
+
+    trial: int
+    budget: float | None
+    new: bool
+
+
+class Scheduler:
+    """Base class. The loop calls :meth:`next_job` whenever a worker is free and
+    :meth:`report` with every result, and tells the strategy about the trials that
+    :meth:`report` returns as final (they will not run again)."""
+
+    name = "scheduler"
+
+    def next_job(self, new_trial: int | None) -> Job | None:
+        """The next job, or None when nothing can run until a result comes back.
+
+        ``new_trial`` is the number a new trial would get, or None when the search may not
+        start new trials (its budget is reached).
+        """
+        raise NotImplementedError
+
+    def report(self, trial: int, score: Score, *, infeasible: bool = False) -> list[int]:
+        """Record the result of ``trial``'s last job; return the trials now final."""
+        raise NotImplementedError
+
+    def close(self) -> list[int]:
+        """No new trials from now on (the search budget is reached); return the trials
+        that this makes final."""
+        return []
+
+    def to_dict(self) -> dict[str, Any]:
+        """Settings that identify the schedule (stored in a journal's identity)."""
+        return {"name": self.name}
+
+
+@register("scheduler", "none")
+class FullBudget(Scheduler):
+    """No multi-fidelity: every trial runs once at the evaluator's full budget."""
+
+    name = "none"
+
+    def next_job(self, new_trial: int | None) -> Job | None:
+        return None if new_trial is None else Job(new_trial, None, new=True)
+
+    def report(self, trial: int, score: Score, *, infeasible: bool = False) -> list[int]:
+        return [trial]
+
+
+@dataclass
+class _Bracket:
+    """One successive-halving bracket: ``size`` new trials, rungs at ``budgets``."""
+
+    size: int
+    budgets: list[float]
+    eta: int
+    rungs: list[list[int]] = field(default_factory=list)
+    scores: list[dict[int, Score]] = field(default_factory=list)
+    queue: deque[Job] = field(default_factory=deque)
+    decided: int = 0  # rungs whose promotions are decided
+    closed: bool = False  # no more new trials (the search budget is reached)
+
+    def __post_init__(self) -> None:
+        self.rungs = [[] for _ in self.budgets]
+        self.scores = [{} for _ in self.budgets]
+
+    @property
+    def done(self) -> bool:
+        return self.decided == len(self.budgets) and not self.queue
+
+    def next_job(self, new_trial: int | None) -> Job | None:
+        if self.queue:
+            return self.queue.popleft()
+        if new_trial is not None and not self.closed and len(self.rungs[0]) < self.size:
+            self.rungs[0].append(new_trial)
+            return Job(new_trial, self.budgets[0], new=True)
+        return None
+
+    def report(self, trial: int, score: Score, infeasible: bool) -> list[int]:
+        rung = max(i for i, members in enumerate(self.rungs) if trial in members)
+        if infeasible:  # frees its place in the rung
+            self.rungs[rung].remove(trial)
+            return [trial, *self.settle()]
+        self.scores[rung][trial] = score
+        return self.settle()
+
+    def settle(self) -> list[int]:
+        """Decide every rung that is complete, in order; return the trials now final."""
+        final: list[int] = []
+        while self.decided < len(self.budgets) and self._complete(self.decided):
+            i = self.decided
+            self.decided += 1
+            if i + 1 == len(self.budgets):
+                final += self.rungs[i]
+                break
+            chosen = self._promotable(i)
+            self.rungs[i + 1] = chosen
+            self.queue.extend(Job(t, self.budgets[i + 1], new=False) for t in chosen)
+            final += [t for t in self.rungs[i] if t not in chosen]
+            if not chosen:  # every trial of the rung failed: the bracket ends here
+                self.decided = len(self.budgets)
+        return final
+
+    def _complete(self, i: int) -> bool:
+        members = self.rungs[i]
+        full = i > 0 or self.closed or len(members) >= self.size
+        return full and all(t in self.scores[i] for t in members)
+
+    def _promotable(self, i: int) -> list[int]:
+        scored = [t for t in self.rungs[i] if self.scores[i][t] is not None]
+        keep = max(1, len(self.rungs[i]) // self.eta)
+        order = rank([self.scores[i][t] for t in scored])
+        return [scored[j] for j in order[:keep]]
+
+
+class _Brackets(Scheduler):
+    """Shared machinery: brackets opened in a fixed cycle, older brackets served first."""
+
+    def __init__(self, *, min_budget: float, max_budget: float, eta: int = 3) -> None:
+        for name, value in (("min_budget", min_budget), ("max_budget", max_budget)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ConfigError.invalid(f"scheduler.{name}", value, "a positive number")
+        if max_budget < min_budget:
+            raise ConfigError.invalid(
+                "scheduler.max_budget", max_budget, f">= min_budget ({min_budget})"
+            )
+        if isinstance(eta, bool) or not isinstance(eta, int) or eta < 2:
+            raise ConfigError.invalid("scheduler.eta", eta, "an integer >= 2")
+        self.min_budget = min_budget
+        self.max_budget = max_budget
+        self.eta = eta
+        self.integral = isinstance(min_budget, int) and isinstance(max_budget, int)
+        #: rungs above the lowest: the largest s with min_budget * eta**s <= max_budget
+        self.s_max = math.floor(math.log(max_budget / min_budget, eta) + 1e-9)
+        self._brackets: list[_Bracket] = []
+        self._owner: dict[int, _Bracket] = {}
+        self._opened = 0
+
+    def _shapes(self) -> Sequence[int]:
+        """The cycle of brackets, by their number of halvings ``s``."""
+        raise NotImplementedError
+
+    def bracket(self, s: int) -> tuple[int, list[float]]:
+        """Size and rung budgets of the bracket with ``s`` halvings."""
+        raise NotImplementedError
+
+    def _budgets(self, s: int) -> list[float]:
+        budgets = [self.max_budget * self.eta ** (i - s) for i in range(s + 1)]
+        return [max(1, round(b)) for b in budgets] if self.integral else budgets
+
+    def next_job(self, new_trial: int | None) -> Job | None:
+        self._brackets = [b for b in self._brackets if not b.done]
+        for b in self._brackets:
+            job = b.next_job(new_trial)
+            if job is not None:
+                if job.new:
+                    self._owner[job.trial] = b
+                return job
+        if new_trial is None:
+            return None
+        shapes = self._shapes()
+        size, budgets = self.bracket(shapes[self._opened % len(shapes)])
+        self._opened += 1
+        opened = _Bracket(size, budgets, self.eta)
+        self._brackets.append(opened)
+        job = opened.next_job(new_trial)
+        assert job is not None
+        self._owner[job.trial] = opened
+        return job
+
+    def report(self, trial: int, score: Score, *, infeasible: bool = False) -> list[int]:
+        return self._owner[trial].report(trial, score, infeasible)
+
+    def close(self) -> list[int]:
+        final: list[int] = []
+        for b in self._brackets:
+            b.closed = True
+            final += b.settle()
+        return final
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "min_budget": self.min_budget,
+            "max_budget": self.max_budget,
+            "eta": self.eta,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(min_budget={self.min_budget}, "
+            f"max_budget={self.max_budget}, eta={self.eta})"
+        )
+
+
+@register("scheduler", "successive_halving")
+class SuccessiveHalving(_Brackets):
+    """Brackets of ``eta**s_max`` trials from ``min_budget`` to ``max_budget``; see the
+    module docstring. ``bracket_size`` overrides the number of trials per bracket."""
+
+    name = "successive_halving"
+
+    def __init__(
+        self,
+        *,
+        min_budget: float,
+        max_budget: float,
+        eta: int = 3,
+        bracket_size: int | None = None,
+    ) -> None:
+        super().__init__(min_budget=min_budget, max_budget=max_budget, eta=eta)
+        if bracket_size is not None and (
+            isinstance(bracket_size, bool) or not isinstance(bracket_size, int) or bracket_size < 1
+        ):
+            raise ConfigError.invalid("scheduler.bracket_size", bracket_size, "a positive integer")
+        self.bracket_size = bracket_size
+
+    def _shapes(self) -> Sequence[int]:
+        return [self.s_max]
+
+    def bracket(self, s: int) -> tuple[int, list[float]]:
+        return self.bracket_size or self.eta**s, self._budgets(s)
+
+
+@register("scheduler", "hyperband")
+class Hyperband(_Brackets):
+    """Successive-halving brackets with ``s = s_max, ..., 0`` halvings in turn, bracket
+    ``s`` starting ``ceil((s_max + 1) / (s + 1) * eta**s)`` trials at
+    ``max_budget * eta**-s`` (Li et al. 2018)."""
+
+    name = "hyperband"
+
+    def _shapes(self) -> Sequence[int]:
+        return list(range(self.s_max, -1, -1))
+
+    def bracket(self, s: int) -> tuple[int, list[float]]:
+        size = math.ceil((self.s_max + 1) / (s + 1) * self.eta**s)
+        return size, self._budgets(s)
+
+
+def rank(scores: Sequence[Score]) -> list[int]:
+    """Indices of ``scores`` best first: floats by value (higher first), tuples by
+    non-domination rank then crowding distance; None last; ties by position."""
+    present = [i for i, s in enumerate(scores) if s is not None]
+    missing = [i for i, s in enumerate(scores) if s is None]
+    if not present:
+        return missing
+    if not isinstance(scores[present[0]], tuple):
+        ordered = sorted(present, key=lambda i: (-float(scores[i]), i))  # type: ignore[arg-type]
+        return ordered + missing
+    import numpy as np
+
+    from nasforge.nas.pareto import crowding_distance, non_dominated_sort
+
+    points = np.array([scores[i] for i in present], dtype=float)
+    ordered = []
+    for front in non_dominated_sort(points):
+        crowd = crowding_distance(points[front])
+        ordered += [present[front[j]] for j in sorted(range(len(front)), key=lambda j: -crowd[j])]
+    return ordered + missing

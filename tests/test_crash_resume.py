@@ -1,0 +1,73 @@
+"""kill -9 a search at random moments, resume it each time, and check nothing is lost."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from nasforge.nas.journal import read_journal
+
+BUDGET = 60
+
+SCRIPT = textwrap.dedent(
+    f"""
+    import sys, time
+    import nasforge as nf
+    from nasforge.space import Choice, IntRange, Space
+
+    class Slow:
+        def evaluate(self, arch, budget=None):
+            time.sleep(0.03)
+            return {{"acc": {{"a": 0.5, "b": 0.7, "c": 0.6}}[arch["op"]] + 0.01 * arch["n"]}}
+
+    space = Space([Choice("op", ["a", "b", "c"]), IntRange("n", 1, 40)], name="toy")
+    nf.search(space, Slow(), strategy="evolution", budget={BUDGET}, seed=0, objective="acc",
+              journal=sys.argv[1], resume=sys.argv[2] == "resume", progress=False)
+    """
+)
+
+
+def finished(path: Path) -> dict[int, str]:
+    """Trial number -> key of every finished end record; asserts none finished twice."""
+    out: dict[int, str] = {}
+    for record in read_journal(path).records:
+        if record["type"] == "end" and record["status"] == "finished":
+            assert record["number"] not in out, f"trial {record['number']} finished twice"
+            out[record["number"]] = record["key"]
+    return out
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_loses_nothing(tmp_path):
+    script = tmp_path / "search.py"
+    script.write_text(SCRIPT)
+    journal = tmp_path / "search.jsonl"
+    rng = random.Random(0)
+    kills, before = 0, {}
+    for _ in range(40):
+        mode = "resume" if journal.exists() else "new"
+        process = subprocess.Popen([sys.executable, str(script), str(journal), mode])
+        time.sleep(rng.uniform(0.3, 1.5))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            kills += 1
+        else:
+            assert process.returncode == 0
+        now = finished(journal)
+        assert all(now.get(n) == key for n, key in before.items()), "a finished trial was lost"
+        before = now
+        if kills >= 5 and len(now) >= BUDGET // 2:
+            break
+    assert kills >= 5
+    subprocess.run([sys.executable, str(script), str(journal), "resume"], check=True)
+    final = finished(journal)
+    assert sorted(final) == list(range(BUDGET))  # exactly `budget` finished trials
+    assert all(final[n] == key for n, key in before.items())
