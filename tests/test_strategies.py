@@ -62,7 +62,7 @@ def test_unknown_option_lists_accepted_ones():
 
 
 def test_tell_rejects_non_numeric_scores():
-    strategy = nf.build("strategy", "random", space=small_space())
+    strategy = nf.build("strategy", "evolution", space=small_space())
     arch = strategy.ask()
     with pytest.raises(nf.ConfigError, match="score must be a float to maximise"):
         strategy.tell(arch, "0.9")

@@ -70,6 +70,7 @@ _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
         "nasforge.strategy.evolution",
         "nasforge.strategy.bayesian",
         "nasforge.strategy.local",
+        "nasforge.strategy.nsga2",
     ),
 }
 

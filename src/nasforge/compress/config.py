@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from nasforge import registry
+from nasforge.config import check_fields, kwargs, named, read_yaml
 from nasforge.errors import CheckpointError, ConfigError, close_matches
 
 __all__ = ["CompressConfig", "load_config", "run_compress"]
@@ -66,66 +67,20 @@ class CompressConfig:
     output: dict[str, Path] = field(default_factory=dict)
 
 
-def _mapping(value: Any, name: str, keys: tuple[str, ...]) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError.invalid(name, value, "a mapping")
-    for key in value:
-        if key not in keys:
-            raise ConfigError.invalid(
-                f"{name}.{key}",
-                value[key],
-                f"one of the fields {', '.join(keys)}",
-                ("unknown field." + close_matches(str(key), keys)).strip(),
-            )
-    return value
-
-
-def _name(section: Any, field_name: str) -> tuple[str, dict[str, Any]]:
-    if isinstance(section, str):
-        return section, {}
-    name = section.get("name") if isinstance(section, dict) else section
-    if not isinstance(name, str):
-        raise ConfigError.invalid(f"{field_name}.name", name, "a name string")
-    return name, section
-
-
-def _plain_dict(value: Any, field_name: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError.invalid(field_name, value, "a mapping of keyword arguments")
-    return dict(value)
-
-
 def load_config(source: str | os.PathLike[str] | dict[str, Any]) -> CompressConfig:
     """Read and validate a compression config from a YAML file (or an already parsed dict)."""
-    base = Path.cwd()
-    if isinstance(source, dict):
-        raw = source
-    else:
-        import yaml
-
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"config file {str(path)!r} does not exist", field="config")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{str(path)!r} is not valid YAML: {exc}", field="config") from None
-        base = path.resolve().parent
-    raw = _mapping(raw, "config", _SECTIONS)
+    raw, base = read_yaml(source)
+    raw = check_fields(raw, "config", _SECTIONS)
     for required in ("model", "data", "compressors"):
         if required not in raw:
             raise ConfigError(
                 f"the config has no {required!r} section. HINT: see `nasforge compress --help`",
                 field=required,
             )
-    model_name, model = _name(raw["model"], "model")
-    _mapping(model, "model", _MODEL_KEYS)
-    data_name, data = _name(raw["data"], "data")
-    _mapping(data, "data", _DATA_KEYS)
+    model_name, model = named(raw["model"], "model")
+    check_fields(model, "model", _MODEL_KEYS)
+    data_name, data = named(raw["data"], "data")
+    check_fields(data, "data", _DATA_KEYS)
     train_epochs = model.get("train_epochs", 0)
     if not isinstance(train_epochs, int) or isinstance(train_epochs, bool) or train_epochs < 0:
         raise ConfigError.invalid("model.train_epochs", train_epochs, "an integer >= 0")
@@ -147,7 +102,7 @@ def load_config(source: str | os.PathLike[str] | dict[str, Any]) -> CompressConf
     compressors = []
     known = registry.available("compressor")
     for i, step in enumerate(steps):
-        name, options = _name(step, f"compressors[{i}]")
+        name, options = named(step, f"compressors[{i}]")
         if name not in known:
             raise ConfigError.invalid(
                 f"compressors[{i}].name",
@@ -156,20 +111,20 @@ def load_config(source: str | os.PathLike[str] | dict[str, Any]) -> CompressConf
                 close_matches(name, known).strip() or None,
             )
         compressors.append((name, {k: v for k, v in options.items() if k != "name"}))
-    output = _mapping(raw.get("output"), "output", _OUTPUT_KEYS)
+    output = check_fields(raw.get("output"), "output", _OUTPUT_KEYS)
     for key, value in output.items():
         if not isinstance(value, str):
             raise ConfigError.invalid(f"output.{key}", value, "a file path")
     return CompressConfig(
         model=model_name,
         data=data_name,
-        model_kwargs=_plain_dict(model.get("kwargs"), "model.kwargs"),
+        model_kwargs=kwargs(model.get("kwargs"), "model.kwargs"),
         state_dict=(base / state_dict) if state_dict else None,
         train_epochs=train_epochs,
-        data_options=_plain_dict(data.get("options"), "data.options"),
-        trainer=_plain_dict(raw.get("trainer"), "trainer"),
+        data_options=kwargs(data.get("options"), "data.options"),
+        trainer=kwargs(raw.get("trainer"), "trainer"),
         compressors=compressors,
-        measure=dict(_mapping(raw.get("measure"), "measure", _MEASURE_KEYS)),
+        measure=dict(check_fields(raw.get("measure"), "measure", _MEASURE_KEYS)),
         output={k: base / v for k, v in output.items()},
     )
 

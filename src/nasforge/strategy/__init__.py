@@ -1,4 +1,5 @@
-"""Ask/tell search strategies: ``random``, ``grid``, ``evolution``, ``bayesian``, ``local``.
+"""Ask/tell search strategies: ``random``, ``grid``, ``evolution``, ``bayesian``, ``local``,
+and the multi-objective ``nsga2``.
 
 Importing this package does not import torch.
 """

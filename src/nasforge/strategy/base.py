@@ -14,7 +14,8 @@ Write your own by subclassing :class:`Strategy` and implementing :meth:`Strategy
             return self.random_unseen()
 
 Scores are floats to *maximise* (the search loop negates them for ``mode="min"``) or
-``None`` for a failed or infeasible trial.
+``None`` for a failed or infeasible trial. Strategies with ``multi_objective = True`` also
+accept tuples of floats (every objective to maximise, one length per strategy).
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ __all__ = ["Score", "Strategy", "StrategyStateError"]
 
 logger = logging.getLogger(__name__)
 
-#: What ``tell`` accepts: a float to maximise, or None for a failed/infeasible trial.
-#: (Multi-objective strategies will accept a tuple of floats.)
-Score = float | None
+#: What ``tell`` accepts: a float to maximise, a tuple of floats to maximise (strategies with
+#: ``multi_objective = True``), or None for a failed/infeasible trial.
+Score = float | tuple[float, ...] | None
 
 
 class StrategyStateError(NasforgeError):
@@ -52,6 +53,8 @@ class Strategy:
 
     #: Registry name, set by subclasses (used in state dicts and reprs).
     name: str = "strategy"
+    #: Whether ``tell`` accepts tuple scores (several objectives, each to maximise).
+    multi_objective: bool = False
 
     def __init__(self, space: Space, *, seed: int = 0) -> None:
         if not isinstance(space, Space):
@@ -71,6 +74,7 @@ class Strategy:
         self._canonical: dict[str, str] = {}
         self._pending: dict[str, Arch] = {}
         self._history: list[tuple[Arch, Score]] = []
+        self._width: int | None = None  # objectives per told score (0 = plain floats)
         self._exhausted_warned = False
 
     # --- public API -------------------------------------------------------------------------
@@ -95,10 +99,12 @@ class Strategy:
         """Report the ``score`` (to maximise; ``None`` = failed/infeasible) of ``arch``.
 
         ``arch`` may be an Arch, a values mapping or a key, and need not have been asked by
-        this instance (rebuilding from a history).
+        this instance (rebuilding from a history). On a multi-objective strategy ``score``
+        may be a tuple (or list) of floats, all of the same length; a tuple with a NaN or
+        infinite entry counts as failed.
         """
         arch = self._as_arch(arch)
-        score = _check_score(score)
+        score = self._check_score(score)
         self._seen.add(self.canonical_key(arch))
         self._pending.pop(arch.key, None)
         self._history.append((arch, score))
@@ -146,8 +152,18 @@ class Strategy:
         return self.canonical_key(arch) in self._seen
 
     def best(self) -> tuple[Arch, float] | None:
-        """The told arch with the highest score, or None before any finished trial."""
-        scored = [(a, s) for a, s in self._history if s is not None]
+        """The told arch with the highest score, or None before any finished trial.
+
+        Raises :class:`NasforgeError` once tuple scores were told: several objectives have
+        no single best, use the Pareto front (:func:`nasforge.nas.pareto.pareto_front`).
+        """
+        if self._width:
+            raise NasforgeError(
+                f"{self.name}: best() is undefined for multi-objective (tuple) scores. "
+                "HINT: take the Pareto front, e.g. nasforge.nas.pareto.pareto_front("
+                "[s for _, s in strategy.history if s is not None])"
+            )
+        scored = [(a, s) for a, s in self._history if isinstance(s, float)]
         return max(scored, key=lambda item: item[1]) if scored else None
 
     def state_dict(self) -> dict[str, Any]:
@@ -202,6 +218,43 @@ class Strategy:
                 return left[int(self.rng.integers(len(left)))]
         return self.space.sample(self.rng)
 
+    def _check_score(self, score: Any) -> Score:
+        """Validate a told score; NaN (or a tuple with a NaN/inf entry) becomes None."""
+        if score is None:
+            return None
+        if not isinstance(score, (tuple, list)):
+            value = _check_number(score, score, "a float to maximise, or None for a failure")
+            if math.isnan(value):  # a failure, whatever the number of objectives
+                return None
+            self._check_width(0, score)
+            return value
+        if not self.multi_objective:
+            raise ConfigError.invalid(
+                "score",
+                score,
+                f"a single float (or None) for strategy {self.name!r}",
+                hint="tuple (multi-objective) scores need one of the strategies "
+                + ", ".join(_multi_objective_strategies()),
+            )
+        values = tuple(_check_number(v, score, "a non-empty tuple of floats") for v in score)
+        if not values:
+            raise ConfigError.invalid("score", score, "a non-empty tuple of floats")
+        self._check_width(len(values), score)
+        return values if all(math.isfinite(v) for v in values) else None
+
+    def _check_width(self, width: int, score: Any) -> None:
+        """All scores told to one strategy have the same number of objectives."""
+        if self._width is None:
+            self._width = width
+        elif width != self._width:
+            expected = f"a tuple of {self._width} floats" if self._width else "a single float"
+            raise ConfigError.invalid(
+                "score",
+                score,
+                f"{expected} (or None), like the scores told before",
+                hint="every score told to one strategy has the same number of objectives",
+            )
+
     def _max_param_size(self) -> int:
         return max((p.size or 2) for p in self.space.params)
 
@@ -233,19 +286,14 @@ class Strategy:
         """Restore what :meth:`_extra_state` saved (called after the history is replayed)."""
 
 
-def _check_score(score: Any) -> Score:
-    if score is None:
-        return None
-    if isinstance(score, (tuple, list)):
-        raise ConfigError.invalid(
-            "score",
-            score,
-            "a single float (or None)",
-            hint="multi-objective scores need a multi-objective strategy",
-        )
-    if isinstance(score, bool) or not isinstance(score, (int, float, np.number)):
-        raise ConfigError.invalid("score", score, "a float to maximise, or None for a failure")
-    value = float(score)
-    if math.isnan(value):
-        return None
-    return value
+def _check_number(value: Any, score: Any, expected: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise ConfigError.invalid("score", score, expected)
+    return float(value)
+
+
+def _multi_objective_strategies() -> list[str]:
+    """Registered strategies whose ``multi_objective`` attribute is true."""
+    from nasforge.registry import available, get
+
+    return [n for n in available("strategy") if getattr(get("strategy", n), "multi_objective", 0)]

@@ -36,12 +36,16 @@ class GridSearch(Strategy):
       the grid, without replacement).
     - ``"lexicographic"``: the classic nested-loop order, last parameter fastest.
 
+    Tuple (multi-objective) scores are accepted: the coordinate order then moves the
+    incumbent to a point that Pareto-dominates it.
+
     Example::
 
         strategy = nf.build("strategy", "grid", space=space, seed=0, order="coordinate")
     """
 
     name = "grid"
+    multi_objective = True
 
     def __init__(
         self,
@@ -63,7 +67,7 @@ class GridSearch(Strategy):
         self._cursor = 0
         # coordinate order state
         self._incumbent: Arch | None = None
-        self._incumbent_score = float("-inf")
+        self._incumbent_score: tuple[float, ...] = ()  # a float score as a 1-tuple
         self._line: list[Arch] = []
         self._param_index = 0
         self._stale_lines = 0
@@ -117,7 +121,7 @@ class GridSearch(Strategy):
         if self._incumbent is None or self._stale_lines >= len(self.space.params):
             self._stale_lines = 0
             self._incumbent = None
-            self._incumbent_score = float("-inf")
+            self._incumbent_score = ()
             return self._random_point()
         # next line through the incumbent
         for _ in range(len(self.space.params)):
@@ -142,17 +146,18 @@ class GridSearch(Strategy):
     def _observe(self, arch: Arch, score: Score) -> None:
         if self.order != "coordinate" or score is None:
             return
-        if self._incumbent is None or score > self._incumbent_score:
+        values = score if isinstance(score, tuple) else (score,)
+        if self._incumbent is None or _dominates(values, self._incumbent_score):
             if self._incumbent is not None:
                 self._stale_lines = 0  # improvement: a new cycle of lines starts here
-            self._incumbent, self._incumbent_score = arch, score
+            self._incumbent, self._incumbent_score = arch, values
 
     def _extra_state(self) -> dict[str, Any]:
         return {
             "cursor": self._cursor,
             "points": None if self._points is None else [a.key for a in self._points],
             "incumbent": None if self._incumbent is None else self._incumbent.key,
-            "incumbent_score": None if self._incumbent is None else self._incumbent_score,
+            "incumbent_score": list(self._incumbent_score),
             "line": [a.key for a in self._line],
             "param_index": self._param_index,
             "stale_lines": self._stale_lines,
@@ -164,8 +169,13 @@ class GridSearch(Strategy):
         self._points = None if points is None else [self.space.from_key(k) for k in points]
         inc = state["incumbent"]
         self._incumbent = None if inc is None else self.space.from_key(inc)
-        score = state["incumbent_score"]
-        self._incumbent_score = float("-inf") if score is None else score
+        self._incumbent_score = tuple(state["incumbent_score"])
         self._line = [self.space.from_key(k) for k in state["line"]]
         self._param_index = state["param_index"]
         self._stale_lines = state["stale_lines"]
+
+
+def _dominates(score: tuple[float, ...], other: tuple[float, ...]) -> bool:
+    """No worse in every objective and better in one (for 1-tuples: higher)."""
+    pairs = list(zip(score, other, strict=True))
+    return all(s >= o for s, o in pairs) and any(s > o for s, o in pairs)

@@ -14,7 +14,8 @@ class RandomSearch(Strategy):
     """Uniform random search without replacement (Bergstra & Bengio, JMLR 2012).
 
     The baseline every other strategy must beat; on finite spaces no arch is proposed twice
-    until the space is exhausted.
+    until the space is exhausted. Scores are ignored, so tuple (multi-objective) scores are
+    accepted.
 
     Example::
 
@@ -23,6 +24,7 @@ class RandomSearch(Strategy):
     """
 
     name = "random"
+    multi_objective = True
 
     def _propose(self) -> Arch:
         return self.random_unseen()

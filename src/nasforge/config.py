@@ -1,0 +1,68 @@
+"""Reading YAML configs: the checks every ``nasforge`` config section shares.
+
+Configs are read with ``yaml.safe_load`` (no Python objects from YAML), and every error is a
+:class:`~nasforge.ConfigError` naming the field (``data.options``, ``compressors[1].name``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from nasforge.errors import ConfigError, close_matches
+
+__all__ = ["check_fields", "kwargs", "named", "read_yaml"]
+
+
+def read_yaml(source: str | os.PathLike[str] | dict[str, Any]) -> tuple[Any, Path]:
+    """The parsed config and the directory relative paths in it are resolved against
+    (the file's directory; the working directory for an already parsed dict)."""
+    if isinstance(source, dict):
+        return source, Path.cwd()
+    import yaml
+
+    path = Path(source)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist", field="config")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{str(path)!r} is not valid YAML: {exc}", field="config") from None
+    return raw, path.resolve().parent
+
+
+def check_fields(value: Any, name: str, fields: tuple[str, ...]) -> dict[str, Any]:
+    """``value`` as a mapping whose keys are all in ``fields`` (None gives ``{}``)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError.invalid(name, value, "a mapping")
+    for key in value:
+        if key not in fields:
+            raise ConfigError.invalid(
+                f"{name}.{key}",
+                value[key],
+                f"one of the fields {', '.join(fields)}",
+                ("unknown field." + close_matches(str(key), fields)).strip(),
+            )
+    return value
+
+
+def named(section: Any, name: str) -> tuple[str, dict[str, Any]]:
+    """A section written as ``"name"`` or ``{name: ..., ...}``: its name and mapping."""
+    if isinstance(section, str):
+        return section, {}
+    value = section.get("name") if isinstance(section, dict) else section
+    if not isinstance(value, str):
+        raise ConfigError.invalid(f"{name}.name", value, "a name string")
+    return value, section
+
+
+def kwargs(value: Any, name: str) -> dict[str, Any]:
+    """Keyword arguments: a mapping, or None for none."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ConfigError.invalid(name, value, "a mapping of keyword arguments")
+    return dict(value)
