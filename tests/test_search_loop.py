@@ -239,3 +239,52 @@ def test_journal_reads_with_pandas(tmp_path):
     ends = frame[frame["type"] == "end"]
     assert len(ends) == 6 and set(ends["status"]) <= {"finished", "failed"}
     assert json.loads(path.read_text().splitlines()[0])["type"] == "header"
+
+
+def test_multi_objective_search_returns_a_pareto_front(tmp_path):
+    result = run(
+        Toy(),
+        budget=12,
+        seed=0,
+        strategy="nsga2",
+        strategy_options={"population_size": 4},
+        objective=["acc", "params"],
+        mode=["max", "min"],
+    )
+    front = result.pareto_front()
+    assert front and result.objectives == ("acc", "params")
+    for t in front:  # nothing finished beats a front member on both objectives
+        assert not any(
+            o.metrics["acc"] >= t.metrics["acc"]
+            and o.metrics["params"] <= t.metrics["params"]
+            and (o.metrics["acc"], o.metrics["params"]) != (t.metrics["acc"], t.metrics["params"])
+            for o in result.finished
+        )
+    best_params = min(t.metrics["params"] for t in result.finished)
+    assert any(t.metrics["params"] == best_params for t in front)
+    volume = result.hypervolume([0.0, 1000.0])
+    assert volume > 0 and volume >= max(
+        t.metrics["acc"] * (1000 - t.metrics["params"]) for t in front
+    )
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = result.plot_pareto()
+    assert ax.get_xlabel() == "acc" and ax.get_ylabel() == "params"
+
+
+def test_single_objective_strategies_refuse_several_objectives():
+    toy = Toy()
+    with pytest.raises(nf.ConfigError, match=r"multi-objective strategy \(grid, nsga2, random\)"):
+        run(toy, strategy="evolution", objective=["acc", "params"], mode=["max", "min"])
+    assert toy.calls == []
+
+
+def test_test_metrics_are_added_to_the_chosen_trials_only():
+    class WithTest(Toy):
+        def test(self, arch):
+            return {"test_acc": 0.5}
+
+    result = run(WithTest(), budget=6, seed=0)
+    assert [t for t in result.trials if "test_acc" in t.metrics] == [result.best]

@@ -325,6 +325,13 @@ def test_on_batch_begin_can_replace_inputs_and_targets(synthetic_bundle, tiny_ml
     assert model(torch.zeros(1, 6)).argmax().item() == 2
 
 
-def test_search_with_training_is_not_there_yet_and_says_so():
-    with pytest.raises(NotImplementedError, match=r"nf\.search"):
-        nf.Trainer(progress=False).search(None, strategy="random", budget=3)
+def test_trainer_search_trains_each_candidate_with_its_settings():
+    data = nf.load_dataset("synthetic", num_samples=300, input_shape=(6,), seed=1)
+    trainer = nf.Trainer(data, epochs=2, lr=0.01, seed=3, progress=False)
+    space = nf.build("space", "mlp", max_depth=2, widths=[8, 16])
+    result = trainer.search(space, strategy="random", budget=3, latency=False)
+    assert [t.status for t in result.trials] == [nf.TrialStatus.FINISHED] * 3
+    assert all(t.metrics["epochs"] == 2 for t in result.trials) and result.seed == 3
+    assert 0.0 <= result.best.metrics["test_acc"] <= 1.0  # the chosen arch is tested
+    with pytest.raises(nf.ConfigError, match="train_data"):
+        nf.Trainer(progress=False).search(space, strategy="random", budget=3)

@@ -63,6 +63,9 @@ _LAZY: dict[str, str] = {
     "UnknownArchError": "nasforge.nas.evaluator",
     "search": "nasforge.nas.loop",
     "Constraint": "nasforge.nas.objectives",
+    "hypervolume": "nasforge.nas.pareto",
+    "pareto_front": "nasforge.nas.pareto",
+    "TrainEvaluator": "nasforge.nas.train_evaluator",
     "Hyperband": "nasforge.nas.schedulers",
     "Scheduler": "nasforge.nas.schedulers",
     "SuccessiveHalving": "nasforge.nas.schedulers",
@@ -107,6 +110,7 @@ __all__ = [
     "TabularBenchmark",
     "TensorLoader",
     "TooManyFailuresError",
+    "TrainEvaluator",
     "TrainState",
     "Trainer",
     "TrainingDivergedError",
@@ -121,10 +125,12 @@ __all__ = [
     "count_macs",
     "count_params",
     "get",
+    "hypervolume",
     "load_checkpoint",
     "load_dataset",
     "load_model",
     "measure_latency",
+    "pareto_front",
     "prune_channels",
     "register",
     "save_model",
@@ -156,8 +162,10 @@ if TYPE_CHECKING:
     from nasforge.nas.evaluator import Evaluator, TabularBenchmark, UnknownArchError
     from nasforge.nas.loop import search
     from nasforge.nas.objectives import Constraint
+    from nasforge.nas.pareto import hypervolume, pareto_front
     from nasforge.nas.result import SearchResult, Trial, TrialStatus
     from nasforge.nas.schedulers import Hyperband, Scheduler, SuccessiveHalving
+    from nasforge.nas.train_evaluator import TrainEvaluator
     from nasforge.space.base import Arch, Space
     from nasforge.space.params import Choice, Fixed, FloatRange, IntRange
     from nasforge.strategy.base import Strategy

@@ -61,6 +61,24 @@ def _build_parser() -> argparse.ArgumentParser:
     compress.add_argument("config", help="the YAML config file")
     compress.add_argument("--report", metavar="REPORT.json", help="write the report as JSON")
     compress.set_defaults(run=_compress)
+
+    search = commands.add_parser(
+        "search",
+        help="run the architecture search a YAML config describes",
+        description="Search as CONFIG.yaml describes (space, data, strategy, budget, "
+        "objective, constraints, scheduler, training, executor; see docs/search.md) and "
+        "write the trials (CSV, JSON), the best architecture and its weights, and plots "
+        "into DIR.",
+    )
+    search.add_argument("config", help="the YAML config file")
+    search.add_argument(
+        "--out", metavar="DIR", help="output directory (default: ./<config name>-results)"
+    )
+    search.add_argument(
+        "--resume", action="store_true", help="continue the search recorded in DIR's journal"
+    )
+    search.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    search.set_defaults(run=_search)
     return parser
 
 
@@ -131,6 +149,22 @@ def _compress(args: argparse.Namespace) -> int:
         print(f"{key}: {value:.4g}")
     if args.report:
         print(f"report written to {args.report}")
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from nasforge.nas.config import load_search_config, run_search, summary_table
+    from nasforge.nas.result import TrialStatus
+
+    config = load_search_config(args.config)
+    out = Path(args.out) if args.out else Path.cwd() / f"{Path(args.config).stem}-results"
+    result = run_search(config, out, resume=args.resume, progress=not args.no_progress)
+    print(summary_table(result))
+    counts = {s.value: sum(t.status is s for t in result.trials) for s in TrialStatus}
+    print(", ".join(f"{n} {k}" for k, n in counts.items() if n), f"in {result.duration:.0f} s")
+    print(f"results written to {out}")
     return 0
 
 

@@ -56,13 +56,13 @@ _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
         "nasforge.compress.prune.unstructured",
     ),
     "dataset": ("nasforge.data.datasets",),
-    "evaluator": ("nasforge.nas.evaluator",),
+    "evaluator": ("nasforge.nas.evaluator", "nasforge.nas.train_evaluator"),
     "executor": (
         "nasforge.execution.serial",
         "nasforge.execution.process",
         "nasforge.execution.ray",
     ),
-    "scheduler": (),
+    "scheduler": ("nasforge.nas.schedulers",),
     "space": ("nasforge.space.builtin",),
     "strategy": (
         "nasforge.strategy.random",
@@ -101,7 +101,8 @@ def register(kind: str, name: str | None = None) -> Callable[[T], T]:
     _check_kind(kind)
 
     def decorator(obj: T) -> T:
-        _load_builtins(kind)  # built-ins always own their names, whatever registers first
+        if getattr(obj, "__module__", None) not in _BUILTIN_MODULES[kind]:
+            _load_builtins(kind)  # built-ins own their names, whatever registers first
         key = name if name is not None else getattr(obj, "__name__", "").lower()
         if not _NAME_RE.match(key):
             raise RegistryError(

@@ -8,7 +8,9 @@ scikit-learn, can train on real data with no download.
 
 from __future__ import annotations
 
+import math
 from importlib import resources
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,8 +41,16 @@ def _bundle(
     )
 
 
+#: The most float values :func:`synthetic` generates (400 MB).
+_MAX_SYNTHETIC_VALUES = 10**8
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _check_fraction(name: str, value: float) -> None:
-    if not 0 <= value < 1:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < 1:
         raise ConfigError.invalid(name, value, "a fraction in [0, 1)")
 
 
@@ -144,15 +154,34 @@ def synthetic(
     Meant for fast tests: any ``input_shape`` (vectors, 1-D signals, images), any number of
     classes; ``noise`` sets how hard the classes are to tell apart.
     """
-    shape = tuple(int(d) for d in input_shape)
-    if not shape or any(d < 1 for d in shape):
-        raise ConfigError.invalid("synthetic.input_shape", input_shape, "positive dimensions")
-    if num_classes < 2:
-        raise ConfigError.invalid("synthetic.num_classes", num_classes, "an integer >= 2")
-    if num_samples < 2 * num_classes:
+    if (
+        not isinstance(input_shape, tuple | list)
+        or not input_shape
+        or not all(_is_int(d) and d >= 1 for d in input_shape)
+    ):
         raise ConfigError.invalid(
-            "synthetic.num_samples", num_samples, f"at least 2 * num_classes = {2 * num_classes}"
+            "synthetic.input_shape", input_shape, "a list of positive integers"
         )
+    shape = tuple(int(d) for d in input_shape)
+    if not _is_int(num_classes) or num_classes < 2:
+        raise ConfigError.invalid("synthetic.num_classes", num_classes, "an integer >= 2")
+    if not _is_int(num_samples) or num_samples < 2 * num_classes:
+        raise ConfigError.invalid(
+            "synthetic.num_samples",
+            num_samples,
+            f"an integer of at least 2 * num_classes = {2 * num_classes}",
+        )
+    if num_samples * math.prod(shape) > _MAX_SYNTHETIC_VALUES:
+        raise ConfigError.invalid(
+            "synthetic.num_samples",
+            num_samples,
+            f"num_samples * prod(input_shape) <= {_MAX_SYNTHETIC_VALUES:,} (synthetic data is "
+            "for tests)",
+        )
+    if not isinstance(noise, int | float) or isinstance(noise, bool) or not noise >= 0:
+        raise ConfigError.invalid("synthetic.noise", noise, "a number >= 0")
+    if not _is_int(seed) or seed < 0:
+        raise ConfigError.invalid("synthetic.seed", seed, "a non-negative integer")
     _check_fraction("synthetic.val_fraction", val_fraction)
     _check_fraction("synthetic.test_fraction", test_fraction)
     generator = torch.Generator().manual_seed(seed)

@@ -40,6 +40,7 @@ from nasforge.nas.journal import Journal
 from nasforge.nas.objectives import Constraint, Objectives, parse_constraints, violations
 from nasforge.nas.result import SearchResult, Trial, TrialStatus
 from nasforge.nas.schedulers import FullBudget, Job, Scheduler
+from nasforge.registry import available, get
 from nasforge.registry import build as build_plugin
 from nasforge.space.base import Arch, Space
 from nasforge.strategy.base import Strategy
@@ -125,6 +126,23 @@ def search(
         max_consecutive_failures=max_consecutive_failures,
         deterministic=deterministic,
     )
+    top, epochs = getattr(run.scheduler, "max_budget", None), getattr(evaluator, "epochs", None)
+    if top is not None and isinstance(epochs, int) and top > epochs:
+        raise ConfigError.invalid(
+            "scheduler.max_budget",
+            top,
+            f"at most the evaluator's epochs ({epochs})",
+            hint="the evaluator's epochs is the longest a trial trains",
+        )
+    if objectives.multi and not run.strategy.multi_objective:
+        accepting = [n for n in available("strategy") if get("strategy", n).multi_objective]
+        raise ConfigError.invalid(
+            "strategy",
+            run.strategy.name,
+            f"a multi-objective strategy ({', '.join(accepting)}) for {len(objectives.names)} "
+            "objectives",
+            hint="use strategy='nsga2', or search one objective and constrain the others",
+        )
     executor_obj = _make_plugin("executor", executor, Executor, None)
     identity = {
         "space": space.to_dict(),

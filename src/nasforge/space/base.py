@@ -71,6 +71,9 @@ class Arch(Mapping[str, Any]):
     def __repr__(self) -> str:
         return f"Arch({self._key!r})"
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickles (spawned workers, Ray) as plain data
+        return (Arch, (dict(self._values), self._key))
+
     def to_dict(self) -> dict[str, Any]:
         """The plain ``{name: value}`` dict (active parameters only)."""
         return dict(self._values)
@@ -521,7 +524,7 @@ def _param_from_spec(name: str, spec: Any) -> Param:
     kind = spec.pop("type", None)
     if kind is None:
         kind = "choice" if "choices" in spec else "fixed" if "value" in spec else None
-    if kind not in PARAM_TYPES:
+    if not isinstance(kind, str) or kind not in PARAM_TYPES:
         raise ConfigError.invalid(
             f"space.params.{name}.type",
             kind,

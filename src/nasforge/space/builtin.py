@@ -196,12 +196,14 @@ class MLPSpace(Space):
         max_dropout: float = 0.5,
         norms: Sequence[str] = ("none", "batch", "layer"),
     ) -> None:
-        if not isinstance(max_depth, int) or max_depth < 1:
-            raise ConfigError.invalid("mlp.max_depth", max_depth, "an integer >= 1")
+        if not isinstance(max_depth, int) or not 1 <= max_depth <= 32:
+            raise ConfigError.invalid("mlp.max_depth", max_depth, "an integer in [1, 32]")
+        if not isinstance(max_dropout, int | float) or not 0 <= max_dropout < 1:
+            raise ConfigError.invalid("mlp.max_dropout", max_dropout, "a number in [0, 1)")
         _check_subset("mlp.activations", activations, _activations())
         _check_subset("mlp.norms", norms, ("none", "batch", "layer"))
-        if any(not isinstance(w, int) or w < 1 for w in widths) or not widths:
-            raise ConfigError.invalid("mlp.widths", list(widths), "positive integers")
+        if not _int_list(widths):
+            raise ConfigError.invalid("mlp.widths", widths, "a list of positive integers")
         params: list[Any] = [IntRange("depth", 1, max_depth)]
         for i in range(1, max_depth + 1):
             when = {"depth": list(range(i, max_depth + 1))} if i > 1 else None
@@ -263,14 +265,14 @@ class CNNSpace(Space):
         max_blocks: int = 3,
         poolings: Sequence[str] = ("max", "avg"),
     ) -> None:
-        if not isinstance(max_stages, int) or max_stages < 1:
-            raise ConfigError.invalid("cnn.max_stages", max_stages, "an integer >= 1")
-        if not isinstance(max_blocks, int) or max_blocks < 1:
-            raise ConfigError.invalid("cnn.max_blocks", max_blocks, "an integer >= 1")
-        if not kernels or any(not isinstance(k, int) or k < 1 or k % 2 == 0 for k in kernels):
-            raise ConfigError.invalid("cnn.kernels", list(kernels), "odd positive integers")
-        if not channels or any(not isinstance(c, int) or c < 1 for c in channels):
-            raise ConfigError.invalid("cnn.channels", list(channels), "positive integers")
+        if not isinstance(max_stages, int) or not 1 <= max_stages <= 16:
+            raise ConfigError.invalid("cnn.max_stages", max_stages, "an integer in [1, 16]")
+        if not isinstance(max_blocks, int) or not 1 <= max_blocks <= 16:
+            raise ConfigError.invalid("cnn.max_blocks", max_blocks, "an integer in [1, 16]")
+        if not _int_list(kernels) or any(k % 2 == 0 for k in kernels):
+            raise ConfigError.invalid("cnn.kernels", kernels, "a list of odd positive integers")
+        if not _int_list(channels):
+            raise ConfigError.invalid("cnn.channels", channels, "a list of positive integers")
         _check_subset("cnn.poolings", poolings, ("max", "avg"))
         params: list[Any] = [IntRange("stages", 1, max_stages)]
         for i in range(1, max_stages + 1):
@@ -303,8 +305,17 @@ def _activations() -> tuple[str, ...]:
     return ("relu", "gelu", "silu", "tanh", "elu", "leaky_relu")
 
 
+def _int_list(values: Any) -> bool:
+    """A non-empty list or tuple of positive integers."""
+    return (
+        isinstance(values, list | tuple)
+        and bool(values)
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values)
+    )
+
+
 def _check_subset(field: str, values: Sequence[str], allowed: Sequence[str]) -> None:
-    if isinstance(values, str) or not values or any(v not in allowed for v in values):
+    if not isinstance(values, list | tuple) or not values or any(v not in allowed for v in values):
         raise ConfigError.invalid(field, values, f"a non-empty list drawn from {list(allowed)}")
 
 

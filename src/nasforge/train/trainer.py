@@ -350,17 +350,58 @@ class Trainer:
                 outputs.append(model(inputs.to(self.device)).cpu())
         return torch.cat(outputs)
 
-    def search(self, space: Any, **options: Any) -> Any:
-        """Search ``space`` by training each candidate with this Trainer (not yet available).
+    def search(
+        self,
+        space: Any,
+        *,
+        latency: Any = True,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        **options: Any,
+    ) -> Any:
+        """Search ``space``, training every candidate with this Trainer's data and settings.
 
-        Training-based evaluation (``TrainEvaluator``) is the next piece of nasforge; today
-        search with a table of known results through :func:`nasforge.search`.
+        Builds a :class:`~nasforge.TrainEvaluator` (``latency`` and ``checkpoint_dir`` go to
+        it) and runs :func:`nasforge.search` with ``options`` (``strategy``, ``budget``,
+        ``objective``, ``constraints``, ``scheduler``, ``executor``, ``journal``...)::
+
+            trainer = nf.Trainer(data, epochs=5, seed=0)
+            result = trainer.search(nf.build("space", "mlp"), strategy="bayesian", budget=30)
+
+        Callbacks are not used (each trial trains on its own, possibly in a worker).
         """
-        raise NotImplementedError(
-            "Trainer.search needs the training-based evaluator, which nasforge does not have "
-            "yet. HINT: search a tabular benchmark with nf.search(space, "
-            "nf.TabularBenchmark.from_csv(path, key='arch'), strategy=..., budget=...)"
+        from nasforge.nas.loop import search
+        from nasforge.nas.train_evaluator import TrainEvaluator
+
+        if self.train_data is None:
+            raise ConfigError.invalid("train_data", None, "training data for the search")
+        if self.callbacks:
+            logger.warning("Trainer.search does not use the trainer's callbacks")
+        splits = [self.train_data]
+        if self.val_data is not None:
+            splits.append(self.val_data)
+            if self.test_data is not None:
+                splits.append(self.test_data)
+        evaluator = TrainEvaluator(
+            space,
+            tuple(splits) if len(splits) > 1 else splits[0],
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            eval_batch_size=self.eval_batch_size,
+            optimizer=self.optimizer,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            momentum=self.momentum,
+            lr_schedule=self.lr_schedule,
+            label_smoothing=self.label_smoothing,
+            grad_clip=self.grad_clip,
+            seed=self.seed,
+            latency=latency,
+            checkpoint_dir=checkpoint_dir,
+            device=self.device,
         )
+        options.setdefault("seed", self.seed)
+        options.setdefault("progress", self.progress)
+        return search(space, evaluator, **options)
 
     def compress(
         self, model: nn.Module, compressors: Sequence[Any], **options: Any
