@@ -288,3 +288,19 @@ def test_test_metrics_are_added_to_the_chosen_trials_only():
 
     result = run(WithTest(), budget=6, seed=0)
     assert [t for t in result.trials if "test_acc" in t.metrics] == [result.best]
+
+
+@pytest.mark.slow
+def test_ray_executor_gives_the_serial_results():
+    pytest.importorskip("ray")
+    serial = run(Toy(), budget=6, seed=5)
+    tests_dir = os.path.dirname(os.path.abspath(__file__))  # Ray workers import Toy
+    executor = {
+        "name": "ray",
+        "workers": 2,
+        "init_options": {"runtime_env": {"env_vars": {"PYTHONPATH": tests_dir}}},
+    }
+    on_ray = run(Toy(), budget=6, seed=5, executor=executor)
+    assert [(t.key, t.metrics) for t in on_ray.trials] == [
+        (t.key, t.metrics) for t in serial.trials
+    ]

@@ -143,7 +143,6 @@ def search(
             "objectives",
             hint="use strategy='nsga2', or search one objective and constrain the others",
         )
-    executor_obj = _make_plugin("executor", executor, Executor, None)
     identity = {
         "space": space.to_dict(),
         **objectives.to_dict(),
@@ -158,11 +157,14 @@ def search(
     try:
         if log is not None:
             run.load(log)
-        run.execute(executor_obj, log, progress)
+        workers = _make_plugin("executor", executor, Executor, None)
+        try:
+            run.execute(workers, log, progress)
+        finally:
+            workers.shutdown()
     finally:
         if log is not None:
             log.close()
-        executor_obj.shutdown()
     result = run.result()
     if test and callable(getattr(evaluator, "test", None)) and not run.interrupted:
         _add_test_metrics(evaluator, result)
