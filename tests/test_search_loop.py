@@ -304,3 +304,26 @@ def test_ray_executor_gives_the_serial_results():
     assert [(t.key, t.metrics) for t in on_ray.trials] == [
         (t.key, t.metrics) for t in serial.trials
     ]
+
+
+def test_hyperband_ranks_multi_objective_trials_by_pareto_rank():
+    toy = Toy()
+    scheduler = {"name": "successive_halving", "min_budget": 1, "max_budget": 3}
+    result = run(
+        toy,
+        budget=6,
+        seed=0,
+        strategy="nsga2",
+        objective=["acc", "params"],
+        mode=["max", "min"],
+        scheduler=scheduler,
+    )
+    promoted = {k for k, b in toy.calls if b == 3}
+    assert len(promoted) == 2 and len(result.trials) == 6
+    for bracket in (result.trials[:3], result.trials[3:]):  # 3 trials at 1 epoch, 1 goes on
+        points = {t.key: (Toy().evaluate(t.arch, 1)["acc"], -t.metrics["params"]) for t in bracket}
+        (chosen,) = promoted & set(points)
+        assert not any(
+            q[0] >= points[chosen][0] and q[1] >= points[chosen][1] and q != points[chosen]
+            for q in points.values()
+        )  # nothing in its bracket dominates the promoted trial
