@@ -267,6 +267,9 @@ class SuccessiveHalving(_Brackets):
     def bracket(self, s: int) -> tuple[int, list[float]]:
         return self.bracket_size or self.eta**s, self._budgets(s)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "bracket_size": self.bracket_size}
+
 
 @register("scheduler", "hyperband")
 class Hyperband(_Brackets):
