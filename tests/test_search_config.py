@@ -58,6 +58,7 @@ def test_valid_config_is_read():
         ({"data": {"name": "mnist-1d"}}, r"data\.name.*Did you mean 'mnist1d'"),
         ({"space": {"name": "cnn", "options": [1]}}, r"space\.options must be a mapping"),
         ({"journal": 3}, r"journal must be a file path, true or false"),
+        ({"space": {"name": "s", "params": {"a": [1, 2]}}}, r"space\.params.*registered space"),
     ],
 )
 def test_bad_configs_name_the_field(change, message):
@@ -99,6 +100,14 @@ def test_cli_search_writes_results_and_resumes(tmp_path, capsys):
     added = (out / "journal.jsonl").read_text()[len(before) :].splitlines()
     assert [json.loads(line)["type"] for line in added] == ["start", "end"]
     assert main(["search", str(path), "--out", str(tmp_path / "new"), "--resume"]) == 1
+
+
+def test_cli_search_with_the_process_executor(tmp_path, capsys):
+    config = {**copy.deepcopy(BASE), "executor": {"name": "process", "workers": 2}}
+    config["journal"] = "log.jsonl"  # relative to --out
+    out = tmp_path / "out"
+    assert main(["search", str(write(tmp_path, config)), "--out", str(out), "--no-progress"]) == 0
+    assert "3 finished" in capsys.readouterr().out and (out / "log.jsonl").is_file()
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("search_*.yaml")))

@@ -327,3 +327,33 @@ def test_hyperband_ranks_multi_objective_trials_by_pareto_rank():
             q[0] >= points[chosen][0] and q[1] >= points[chosen][1] and q != points[chosen]
             for q in points.values()
         )  # nothing in its bracket dominates the promoted trial
+
+
+def test_bayesian_learns_to_avoid_infeasible_regions():
+    space = nf.build("space", "mlp")
+
+    class Sized:
+        def params(self, arch):
+            dims = [64, *(arch[f"width_{i}"] for i in range(1, arch["depth"] + 1)), 10]
+            return float(sum(a * b + b for a, b in zip(dims, dims[1:], strict=False)))
+
+        def measure(self, arch):
+            return {"params": self.params(arch)}
+
+        def evaluate(self, arch, budget=None):
+            return {"acc": math.log(self.params(arch)), "params": self.params(arch)}
+
+    infeasible = {}
+    for name in ("bayesian", "random"):
+        result = nf.search(
+            space,
+            Sized(),
+            strategy=name,
+            budget=25,
+            seed=0,
+            objective="acc",
+            constraints=["params <= 10_000"],
+            progress=False,
+        )
+        infeasible[name] = sum(t.status is TrialStatus.INFEASIBLE for t in result.trials)
+    assert infeasible["bayesian"] < 0.75 * infeasible["random"]

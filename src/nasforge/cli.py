@@ -165,6 +165,9 @@ def _search(args: argparse.Namespace) -> int:
     counts = {s.value: sum(t.status is s for t in result.trials) for s in TrialStatus}
     print(", ".join(f"{n} {k}" for k, n in counts.items() if n), f"in {result.duration:.0f} s")
     print(f"results written to {out}")
+    if counts[TrialStatus.INTERRUPTED.value]:
+        print("interrupted: continue with --resume", file=sys.stderr)
+        return 130
     return 0
 
 

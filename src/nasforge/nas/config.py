@@ -2,8 +2,8 @@
 
 .. code-block:: yaml
 
-    space: {name: cnn, options: {max_stages: 3}}   # a registered space, or {name, params}
-    data: {name: mnist1d, options: {n_train: 4000}} # a registered dataset or module:function
+    space: {name: cnn, options: {max_stages: 3}}   # a registered space that builds models
+    data: {name: mnist1d, options: {num_samples: 5000}}  # registered, or module:function
     strategy: {name: evolution, options: {population_size: 12}}
     budget: 40                      # trials
     seed: 0
@@ -13,7 +13,7 @@
     scheduler: {name: hyperband, min_budget: 1, max_budget: 9, eta: 3}   # optional
     training: {epochs: 9, lr: 0.003, batch_size: 128, latency: {threads: 1}}
     executor: {name: process, workers: 2, timeout: 900}                  # optional
-    journal: search.jsonl           # optional; default DIR/journal.jsonl, false for none
+    journal: search.jsonl           # optional, relative to DIR; default DIR/journal.jsonl
     max_consecutive_failures: 10
 
 ``training`` takes the :class:`~nasforge.nas.train_evaluator.TrainEvaluator` options.
@@ -83,7 +83,7 @@ class SearchConfig:
     scheduler: dict[str, Any] | None = None
     executor: dict[str, Any] | None = None
     training: dict[str, Any] = field(default_factory=dict)
-    journal: Path | bool = True  # True: DIR/journal.jsonl; False: no journal
+    journal: Path | bool = True  # True: DIR/journal.jsonl; False: none; relative to DIR
     max_consecutive_failures: int | None = 10
     #: the ``space`` section as written, so that :func:`space_from_config` rebuilds it
     space_spec: Any = None
@@ -106,7 +106,7 @@ class SearchConfig:
 
 def load_search_config(source: str | os.PathLike[str] | dict[str, Any]) -> SearchConfig:
     """Read and check a search config from a YAML file or an already parsed dict."""
-    raw, base = read_yaml(source)
+    raw, _ = read_yaml(source)
     raw = check_fields(raw, "config", _FIELDS)
     for required in _REQUIRED:
         if required not in raw:
@@ -130,7 +130,7 @@ def load_search_config(source: str | os.PathLike[str] | dict[str, Any]) -> Searc
         training.setdefault("epochs", scheduler["max_budget"])  # a trial's longest training
     journal = raw.get("journal", True)
     if isinstance(journal, str) and journal:
-        journal = base / journal
+        journal = Path(journal)
     elif not isinstance(journal, bool):
         raise ConfigError.invalid("journal", journal, "a file path, true or false")
     return SearchConfig(
@@ -289,7 +289,7 @@ def _journal_path(config: SearchConfig, out: Path) -> Path | None:
         return out / "journal.jsonl"
     if config.journal is False:
         return None
-    return Path(config.journal)
+    return out / config.journal  # an absolute path stays as it is
 
 
 def _count(value: Any, name: str) -> int:
@@ -300,14 +300,19 @@ def _count(value: Any, name: str) -> int:
 
 def space_from_config(section: Any) -> Space:
     """The space of a config's ``space`` section (also stored in ``best.json``): a
-    registered name, ``{name, options}``, or ``{name, params}`` (see Space.from_dict)."""
+    registered space name, or ``{name: ..., options: {...}}``."""
     if isinstance(section, dict) and "params" in section:
-        return Space.from_dict(section)
+        raise ConfigError.invalid(
+            "space.params",
+            section["params"],
+            "no inline parameters: the search trains models, so the space must be a "
+            "registered space that builds networks",
+            hint="use mlp, cnn or nb201, or register your own space (docs/registry.md)",
+        )
     name, spec = named(section, "space")
     check_fields(spec, "space", _PLUGIN_FIELDS)
     _known("space", name, "space.name")
-    space = registry.build("space", name, **kwargs(spec.get("options"), "space.options"))
-    return space
+    return registry.build("space", name, **kwargs(spec.get("options"), "space.options"))
 
 
 def _data(section: Any) -> tuple[str, dict[str, Any]]:
@@ -348,6 +353,7 @@ def _known(kind: str, name: str, field_name: str, also: str = "") -> None:
 def _check_plugins(config: SearchConfig) -> None:
     """Build the strategy, scheduler and executor once so bad options fail before data
     loads or anything trains."""
+    from nasforge.execution.base import Executor
     from nasforge.nas.loop import _make_plugin
     from nasforge.nas.schedulers import FullBudget, Scheduler
 
@@ -361,7 +367,7 @@ def _check_plugins(config: SearchConfig) -> None:
         raise ConfigError(f"scheduler: {exc}", field="scheduler") from None
     if config.executor is not None and config.executor["name"] != "ray":
         try:
-            _make_plugin("executor", config.executor, object, None).shutdown()
+            _make_plugin("executor", config.executor, Executor, None).shutdown()
         except NasforgeError as exc:
             raise ConfigError(f"executor: {exc}", field="executor") from None
 

@@ -83,9 +83,10 @@ def search(
       ``params``, ``macs``/``flops`` and ``latency_ms`` are checked before training when
       the evaluator has ``measure(arch)``; a candidate that breaks one is recorded as
       infeasible, never trained, and does not count towards ``budget``.
-    - ``scheduler``: None (every trial at full budget), ``"successive_halving"``,
-      ``"hyperband"``, a mapping ``{"name": ..., **options}`` or a Scheduler; with one,
-      ``budget`` counts trials (architectures), each run at one or more budgets.
+    - ``scheduler``: None (every trial at full budget), a mapping such as ``{"name":
+      "hyperband", "min_budget": 1, "max_budget": 9}`` (or ``"successive_halving"``), or a
+      Scheduler; with one, ``budget`` counts trials (architectures), each run at one or
+      more budgets (e.g. epochs).
     - ``executor``: None/``"serial"``, ``"process"``, ``"ray"``, a mapping ``{"name":
       ..., **options}`` (e.g. ``{"name": "process", "workers": 2, "timeout": 600}``) or an
       Executor. The strategy is asked for as many candidates as there are free workers.
@@ -148,6 +149,7 @@ def search(
         **objectives.to_dict(),
         "constraints": [str(c) for c in limits],
         "strategy": run.strategy.name,
+        "strategy_options": dict(strategy_options or {}),
         "seed": run.strategy.seed,
         "scheduler": run.scheduler.to_dict(),
     }

@@ -212,11 +212,15 @@ class BayesianOptimization(Strategy):
         return [a for k, a in pool.items() if k not in self._seen]
 
     def _propose(self) -> Arch:
-        finished = [(a, s) for a, s in self._history if s is not None]
-        if len(finished) < self.n_init:
+        scored = [s for _, s in self._history if s is not None]
+        if len(scored) < self.n_init:
             return self.random_unseen()
+        # Failed and infeasible archs count as the worst result seen, so the model learns
+        # to avoid their region instead of proposing more of it.
+        worst = min(scored)
+        told = [(a, worst if s is None else s) for a, s in self._history]
         with _single_threaded_blas():
-            return self._propose_with_model(finished)
+            return self._propose_with_model(told)
 
     def _propose_with_model(self, finished: list[tuple[Arch, float]]) -> Arch:
         scores = np.array([s for _, s in finished])
