@@ -25,6 +25,7 @@ replays that sequence, taking recorded results instead of running them again.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -254,6 +255,9 @@ class _Search:
     def execute(self, executor: Executor, journal: Journal | None, progress: bool) -> None:
         self.executor = executor
         self.journal = journal
+        # One task function holding the evaluator: executors that ship functions to workers
+        # once (Ray's object store) then do not send the evaluator and its data every trial.
+        self.task = functools.partial(_run_job, self.evaluator)
         self.bar = _progress_bar(self.budget, progress, self.strategy.name)
         workers = executor.workers
         try:
@@ -326,7 +330,7 @@ class _Search:
         if self.journal is not None:
             self.journal.started(trial.to_dict())
         cheap = self.cheap if job.new else ()
-        self.executor.submit(index, _run_job, self.evaluator, trial.arch, job.budget, cheap)
+        self.executor.submit(index, self.task, trial.arch, job.budget, cheap)
         self.live_jobs.add(index)
 
     def _deliver_next(self) -> None:
