@@ -1,21 +1,25 @@
 """Does distillation beat training the student alone? An ablation on MNIST-1D.
 
-A 64-channel 1-D CNN teacher (trained once, with augmentation) teaches a 16-channel
-student. Every student gets the same optimizer, learning rate and cosine schedule; each
-distillation row is compared, seed by seed, with the student-alone row that has the same
-schedule and the same augmentation, so what augmentation and a longer schedule give on
-their own is not credited to the teacher (Beyer et al. 2022: a good teacher is patient —
-long schedules — and consistent — teacher and student see the same augmented view):
+A 64-channel 1-D CNN teacher (trained with augmentation; three of them, seeds 0-2, form
+an ensemble teacher averaging their probabilities) teaches a 16-channel student. Every
+student gets the same optimizer, learning rate and cosine schedule. Each distillation row
+is compared, seed by seed, with the student-alone row that has the same schedule and the
+same augmentation ("vs matched alone"), and with the best student-alone row at the same
+schedule ("vs best alone"), so that what augmentation and a longer schedule give on their
+own is not credited to the teacher (Beyer et al. 2022: a good teacher is patient — long
+schedules — and consistent — teacher and student see the same augmented view). Rows:
 
     alone / alone+aug / alone+aug+mixup   the student alone (short or long schedule)
     KD short (Hinton)              T=4, alpha=0.9, short schedule, no augmentation
     KD long                        alpha=1, T=2, long schedule (patience only)
     KD patient+consistent          alpha=1, T=2, long, same shift/scale/noise view
-    KD patient+consistent+mixup    the same with mixup ("function matching")
+    KD patient+consistent T=1      the same at temperature 1
+    KD p+c, teacher ensemble       the same (T=2) with the 3-teacher ensemble
+    KD patient+consistent+mixup    the same (T=2) with mixup ("function matching")
 
 Test accuracy is reported as mean +- standard deviation over student seeds::
 
-    python benchmarks/distill.py                 # 5 seeds, ~20 minutes on 2 busy cores
+    python benchmarks/distill.py                 # 5 seeds, ~17 minutes on 2 busy cores
     python benchmarks/distill.py --seeds 2 --quick
 
 ``distill_table()`` returns the rows for ``benchmarks/compress.py`` or a notebook.
@@ -34,7 +38,7 @@ import torch
 from torch import nn
 
 import nasforge as nf
-from nasforge.compress.distill import Distiller
+from nasforge.compress.distill import Distiller, TeacherEnsemble
 from nasforge.data.bundle import DataBundle
 from nasforge.train.augment import (
     Augment,
@@ -77,7 +81,7 @@ class Variant:
     long: bool  # the long schedule, else the short one
     augment: bool = False
     mixup: bool = False
-    teacher: bool = False
+    teacher: str = ""  # "" (student alone), "single" or "ensemble"
     alpha: float = 1.0
     temperature: float = 2.0
     baseline: str = ""  # the student-alone row with the same schedule and augmentation
@@ -93,21 +97,40 @@ def variants() -> list[Variant]:
         Variant(
             "KD short (Hinton)",
             long=False,
-            teacher=True,
+            teacher="single",
             alpha=0.9,
             temperature=4.0,
             baseline="alone",
         ),
-        Variant("KD long", long=True, teacher=True, baseline="alone"),
+        Variant("KD long", long=True, teacher="single", baseline="alone"),
         Variant(
-            "KD patient+consistent", long=True, augment=True, teacher=True, baseline="alone+aug"
+            "KD patient+consistent",
+            long=True,
+            augment=True,
+            teacher="single",
+            baseline="alone+aug",
+        ),
+        Variant(
+            "KD patient+consistent T=1",
+            long=True,
+            augment=True,
+            teacher="single",
+            temperature=1.0,
+            baseline="alone+aug",
+        ),
+        Variant(
+            "KD p+c, teacher ensemble",
+            long=True,
+            augment=True,
+            teacher="ensemble",
+            baseline="alone+aug",
         ),
         Variant(
             "KD patient+consistent+mixup",
             long=True,
             augment=True,
             mixup=True,
-            teacher=True,
+            teacher="single",
             baseline="alone+aug+mixup",
         ),
     ]
@@ -141,7 +164,7 @@ def train_teacher(
 def run_variant(
     variant: Variant,
     data: DataBundle,
-    teacher: nn.Module,
+    teachers: dict[str, nn.Module],
     *,
     epochs: int,
     lr: float,
@@ -154,7 +177,7 @@ def run_variant(
     augment = augmentation(mixup=variant.mixup) if variant.augment else None
     if variant.teacher:
         Distiller(
-            teacher=teacher,
+            teacher=teachers[variant.teacher],
             temperature=variant.temperature,
             alpha=variant.alpha,
             augment=augment,
@@ -178,36 +201,56 @@ def distill_table(
     teacher_lr: float = 1e-2,
     teacher_channels: int = 64,
     student_channels: int = 16,
+    ensemble_size: int = 3,
     log: Callable[[str], None] = lambda message: None,
 ) -> list[dict[str, float | str]]:
-    """Run the ablation; one row per variant (the first row describes the teacher).
+    """Run the ablation; one row per variant (the first rows describe the teachers).
 
     Rows: ``variant``, ``epochs``, ``acc_mean``, ``acc_std`` (test accuracy in percent
     over ``seeds`` student seeds), ``gain`` and ``gain_std`` (mean and standard deviation
     over seeds of the paired difference to the matched student-alone row: same seed, same
-    schedule, same augmentation; NaN for baselines), ``seconds`` (mean wall time of a run).
-    Every student uses AdamW at ``lr`` with a cosine schedule, batch 128.
+    schedule, same augmentation; NaN for baselines), ``gain_best`` and ``gain_best_std``
+    (the same against the best student-alone row with the same schedule), ``seconds``
+    (mean wall time of a run). Every student uses AdamW at ``lr`` with a cosine schedule,
+    batch 128. The single teacher is the ensemble's first member (teacher seed 0).
     """
     torch.set_num_threads(1)
     data = nf.load_dataset("mnist1d")
-    started = time.perf_counter()
-    teacher = train_teacher(data, channels=teacher_channels, epochs=teacher_epochs, lr=teacher_lr)
-    teacher_seconds = time.perf_counter() - started
     evaluator = _trainer(data, epochs=1, seed=0, lr=lr)
-    teacher_acc = 100 * evaluator.evaluate(teacher, data.test)["accuracy"]
-    log(f"teacher: {teacher_acc:.1f}% test accuracy in {teacher_seconds:.0f} s")
     nan = float("nan")
-    rows: list[dict[str, float | str]] = [
-        {
-            "variant": f"teacher ({teacher_channels} ch, aug)",
-            "epochs": teacher_epochs,
-            "acc_mean": teacher_acc,
-            "acc_std": 0.0,
-            "gain": nan,
-            "gain_std": nan,
-            "seconds": teacher_seconds,
-        }
-    ]
+    members, seconds = [], []
+    for seed in range(ensemble_size):
+        started = time.perf_counter()
+        members.append(
+            train_teacher(
+                data, channels=teacher_channels, epochs=teacher_epochs, lr=teacher_lr, seed=seed
+            )
+        )
+        seconds.append(time.perf_counter() - started)
+    teachers: dict[str, nn.Module] = {
+        "single": members[0],
+        "ensemble": TeacherEnsemble(members),
+    }
+    rows: list[dict[str, float | str]] = []
+    for kind, label in (
+        ("single", f"teacher ({teacher_channels} ch, aug)"),
+        ("ensemble", f"teacher ensemble ({ensemble_size}x)"),
+    ):
+        acc = 100 * evaluator.evaluate(teachers[kind], data.test)["accuracy"]
+        log(f"{label}: {acc:.1f}% test accuracy")
+        rows.append(
+            {
+                "variant": label,
+                "epochs": teacher_epochs,
+                "acc_mean": acc,
+                "acc_std": 0.0,
+                "gain": nan,
+                "gain_std": nan,
+                "gain_best": nan,
+                "gain_best_std": nan,
+                "seconds": seconds[0] if kind == "single" else sum(seconds),
+            }
+        )
     per_seed: dict[tuple[str, int], list[float]] = {}
     for variant in variants():
         epochs = long_epochs if variant.long else short_epochs
@@ -219,7 +262,7 @@ def distill_table(
                 * run_variant(
                     variant,
                     data,
-                    teacher,
+                    teachers,
                     epochs=epochs,
                     lr=lr,
                     channels=student_channels,
@@ -227,13 +270,13 @@ def distill_table(
                 )
             )
             times.append(time.perf_counter() - t0)
-        per_seed[(variant.name, epochs)] = accs
-        gain = gain_std = nan
+        if not variant.teacher:
+            per_seed[(variant.name, epochs)] = accs
+        gain = gain_std = gain_best = gain_best_std = nan
         if variant.baseline:
-            base = per_seed[(variant.baseline, epochs)]
-            diffs = [a - b for a, b in zip(accs, base, strict=True)]
-            gain = statistics.mean(diffs)
-            gain_std = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
+            gain, gain_std = _paired(accs, per_seed[(variant.baseline, epochs)])
+            best = max((a for (_, e), a in per_seed.items() if e == epochs), key=statistics.mean)
+            gain_best, gain_best_std = _paired(accs, best)
         rows.append(
             {
                 "variant": variant.name,
@@ -242,6 +285,8 @@ def distill_table(
                 "acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
                 "gain": gain,
                 "gain_std": gain_std,
+                "gain_best": gain_best,
+                "gain_best_std": gain_best_std,
                 "seconds": statistics.mean(times),
             }
         )
@@ -252,19 +297,29 @@ def distill_table(
     return rows
 
 
+def _paired(accs: list[float], base: list[float]) -> tuple[float, float]:
+    """Mean and standard deviation over seeds of ``accs - base``, seed by seed."""
+    diffs = [a - b for a, b in zip(accs, base, strict=True)]
+    return statistics.mean(diffs), statistics.stdev(diffs) if len(diffs) > 1 else 0.0
+
+
 def format_table(rows: list[dict[str, float | str]]) -> str:
     header = (
-        f"{'variant':<30} {'epochs':>6} {'test acc % (mean +- sd)':>24} "
-        f"{'vs matched alone':>18} {'s/run':>6}"
+        f"{'variant':<28} {'epochs':>6} {'test acc % (mean +- sd)':>24} "
+        f"{'vs matched alone':>17} {'vs best alone':>15} {'s/run':>6}"
     )
     lines = [header, "-" * len(header)]
+
+    def diff(mean: float, std: float) -> str:
+        return "" if math.isnan(mean) else f"{mean:+.2f} +- {std:.2f}"
+
     for r in rows:
-        gain, gain_std = float(r["gain"]), float(r["gain_std"])
-        versus = "" if math.isnan(gain) else f"{gain:+.2f} +- {gain_std:.2f}"
         lines.append(
-            f"{r['variant']!s:<30} {r['epochs']:>6} "
+            f"{r['variant']!s:<28} {r['epochs']:>6} "
             f"{float(r['acc_mean']):>15.2f} +- {float(r['acc_std']):<5.2f} "
-            f"{versus:>18} {float(r['seconds']):>6.1f}"
+            f"{diff(float(r['gain']), float(r['gain_std'])):>17} "
+            f"{diff(float(r['gain_best']), float(r['gain_best_std'])):>15} "
+            f"{float(r['seconds']):>6.1f}"
         )
     return "\n".join(lines)
 
@@ -276,6 +331,7 @@ def main() -> None:
     parser.add_argument("--long-epochs", type=int, default=200)
     parser.add_argument("--teacher-epochs", type=int, default=300)
     parser.add_argument("--lr", type=float, default=3e-2, help="students' learning rate")
+    parser.add_argument("--ensemble", type=int, default=3, help="teachers in the ensemble")
     parser.add_argument("--quick", action="store_true", help="tiny schedules, to smoke-test")
     args = parser.parse_args()
     if args.quick:
@@ -287,6 +343,7 @@ def main() -> None:
         long_epochs=args.long_epochs,
         teacher_epochs=args.teacher_epochs,
         lr=args.lr,
+        ensemble_size=args.ensemble,
         log=lambda message: print(message, flush=True),
     )
     print()

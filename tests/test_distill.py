@@ -10,6 +10,7 @@ from nasforge.compress.distill import (
     DistillationCallback,
     Distiller,
     HintAdapter,
+    TeacherEnsemble,
     hard_kd_loss,
     soft_kd_loss,
 )
@@ -259,3 +260,19 @@ def test_distillation_moves_the_student_towards_the_teacher(synthetic_bundle, ti
     assert out is student
     assert gap() < 0.5 * before
     assert "distill" in nf.available("compressor")
+
+
+def test_teacher_ensemble_averages_probabilities_and_distils(synthetic_bundle, tiny_mlp):
+    members = [_teacher(dropout=0.0), tiny_mlp()]
+    ensemble = TeacherEnsemble(members).eval()
+    x = synthetic_bundle.test.tensors[0]
+    with torch.no_grad():
+        expected = sum(m.eval()(x).softmax(dim=1) for m in members) / 2
+        assert torch.allclose(ensemble(x).softmax(dim=1), expected, atol=1e-6)
+    before = [p.clone() for p in ensemble.parameters()]
+    callback = DistillationCallback(teacher=ensemble, temperature=2.0, alpha=1.0)
+    _trainer(synthetic_bundle).fit(tiny_mlp(), callbacks=[callback])
+    assert all(torch.equal(a, b) for a, b in zip(before, ensemble.parameters(), strict=True))
+    assert all(p.requires_grad for p in ensemble.parameters())  # unfrozen after the fit
+    with pytest.raises(nf.ConfigError):
+        TeacherEnsemble([])

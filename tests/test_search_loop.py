@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -335,7 +336,7 @@ def test_bayesian_learns_to_avoid_infeasible_regions():
     class Sized:
         def params(self, arch):
             dims = [64, *(arch[f"width_{i}"] for i in range(1, arch["depth"] + 1)), 10]
-            return float(sum(a * b + b for a, b in zip(dims, dims[1:], strict=False)))
+            return float(sum(a * b + b for a, b in itertools.pairwise(dims)))
 
         def measure(self, arch):
             return {"params": self.params(arch)}

@@ -49,6 +49,7 @@ _LAZY: dict[str, str] = {
     "save_model": "nasforge.compress.export",
     "DistillationCallback": "nasforge.compress.distill",
     "Distiller": "nasforge.compress.distill",
+    "TeacherEnsemble": "nasforge.compress.distill",
     "Int8Quantizer": "nasforge.compress.quantize.ptq",
     "QATQuantizer": "nasforge.compress.quantize.qat",
     "Arch": "nasforge.space.base",
@@ -108,6 +109,7 @@ __all__ = [
     "Strategy",
     "SuccessiveHalving",
     "TabularBenchmark",
+    "TeacherEnsemble",
     "TensorLoader",
     "TooManyFailuresError",
     "TrainEvaluator",
@@ -142,7 +144,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from nasforge._seed import seed_everything
-    from nasforge.compress.distill import DistillationCallback, Distiller
+    from nasforge.compress.distill import DistillationCallback, Distiller, TeacherEnsemble
     from nasforge.compress.export import load_model, save_model
     from nasforge.compress.pipeline import Pipeline
     from nasforge.compress.prune.structured import ChannelPruner, prune_channels

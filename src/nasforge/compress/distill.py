@@ -39,6 +39,7 @@ __all__ = [
     "DistillationCallback",
     "Distiller",
     "HintAdapter",
+    "TeacherEnsemble",
     "hard_kd_loss",
     "hint_loss",
     "soft_kd_loss",
@@ -117,6 +118,34 @@ class HintAdapter(nn.Module):
             pool = (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d)
             teacher_feature = pool[len(self.spatial) - 1](teacher_feature, self.spatial)
         return self.project(student_feature), teacher_feature
+
+
+class TeacherEnsemble(nn.Module):
+    """Several trained teachers as one: the log of their averaged class probabilities.
+
+    ``log(mean_i softmax(teacher_i(x)))`` is a valid logit vector (softmax recovers the
+    averaged probabilities), so the ensemble can be passed wherever a teacher is expected::
+
+        teacher = TeacherEnsemble([teacher_a, teacher_b, teacher_c])
+        nf.Distiller(teacher=teacher, temperature=2.0).apply(student, trainer)
+
+    Note that a temperature then softens the averaged distribution, not each member's.
+    Feature hints name layers as ``members.<i>.<layer>``.
+    """
+
+    def __init__(self, teachers: Sequence[nn.Module]) -> None:
+        super().__init__()
+        teachers = list(teachers)
+        if not teachers or not all(isinstance(t, nn.Module) for t in teachers):
+            raise ConfigError.invalid(
+                "TeacherEnsemble.teachers", teachers, "a non-empty list of nn.Module"
+            )
+        self.members = nn.ModuleList(teachers)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Return the log of the members' mean softmax, shape ``(N, classes)``."""
+        log_probs = torch.stack([F.log_softmax(m(inputs), dim=1) for m in self.members])
+        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
 
 
 def _module(model: nn.Module, name: str, owner: str) -> nn.Module:
