@@ -358,3 +358,34 @@ def test_bayesian_learns_to_avoid_infeasible_regions():
         )
         infeasible[name] = sum(t.status is TrialStatus.INFEASIBLE for t in result.trials)
     assert infeasible["bayesian"] < 0.75 * infeasible["random"]
+
+
+class Timed(Toy):
+    """Logs each trial's start and end to a file (from any process); n=4 trials are slow."""
+
+    def __init__(self, log: str) -> None:
+        super().__init__()
+        self.log = log
+
+    def evaluate(self, arch, budget=None):
+        start = time.time()
+        time.sleep(1.5 if arch["n"] == 4 else 0.05)
+        with open(self.log, "a") as fh:
+            fh.write(f"{arch['n']} {start} {time.time()}\n")
+        return super().evaluate(arch, budget)
+
+
+@pytest.mark.parametrize(("strategy", "overtakes"), [("random", True), ("evolution", False)])
+def test_workers_refill_at_once_only_when_the_strategy_ignores_results(
+    tmp_path, strategy, overtakes
+):
+    log = tmp_path / "times.txt"
+    run(Timed(str(log)), budget=10, seed=1, strategy=strategy, executor={"name": "process"})
+    rows = [line.split() for line in log.read_text().splitlines()]
+    slow = [(float(s), float(e)) for n, s, e in rows if n == "4"]
+    assert slow, "seed 1 samples an n=4 arch"
+    start, end = slow[0]
+    during = [r for r in rows if r[0] != "4" and start < float(r[1]) < end]
+    # random: the other worker goes on while the slow trial runs; evolution waits for it
+    # (deterministic: trial j starts after the result of trial j - 2 is delivered)
+    assert (len(during) > 2) is overtakes

@@ -17,10 +17,13 @@ constraints that need no training, then train/evaluate); results come back to th
 process, which alone writes the journal, tells the strategy and updates the result.
 
 Determinism: with ``deterministic=True`` (the default) results are delivered in job order
-and job ``j`` is handed out right after the result of job ``j - workers`` — so the strategy
-sees the same results at the same moments whatever the timing, and the same seed gives the
-same trials with any executor that has the same number of workers. Resuming from a journal
-replays that sequence, taking recorded results instead of running them again.
+and, when the strategy or scheduler adapts to results, job ``j`` is handed out right after
+the result of job ``j - workers`` — so the strategy sees the same results at the same
+moments whatever the timing, and the same seed gives the same trials with any executor that
+has the same number of workers. A strategy that ignores results (``random``) with no
+scheduler proposes the same trials anyway, so free workers are refilled at once. Resuming
+from a journal replays that sequence, taking recorded results instead of running them
+again.
 """
 
 from __future__ import annotations
@@ -259,19 +262,21 @@ class _Search:
         # once (Ray's object store) then do not send the evaluator and its data every trial.
         self.task = functools.partial(_run_job, self.evaluator)
         self.bar = _progress_bar(self.budget, progress, self.strategy.name)
-        workers = executor.workers
         try:
             while True:
-                while self._in_flight() < workers:
+                while self._free_slots() > 0:
                     job = self._next_job()
                     if job is None:
                         break
                     self._issue(job)
-                if self._in_flight() == 0:
+                if not self.live_jobs and not self.results:
                     if self._close():
                         continue
                     break
-                self._deliver_next()
+                if self._deliverable() is None:
+                    self._collect()
+                else:
+                    self._deliver(self._deliverable())
         except KeyboardInterrupt:
             self.interrupted = True
             logger.warning("search interrupted after %d trials", len(self.trials))
@@ -284,11 +289,24 @@ class _Search:
             if self.bar is not None:
                 self.bar.close()
 
-    def _in_flight(self) -> int:
-        """Jobs handed out and not delivered (deterministic) or not returned (otherwise)."""
+    def _free_slots(self) -> int:
+        """How many jobs may start now.
+
+        Deterministic with an adaptive strategy or scheduler: job ``j`` starts only once the
+        result of job ``j - workers`` is delivered, so proposals see the same results
+        whatever the timing. Otherwise a job starts whenever a worker is free.
+        """
+        workers = self.executor.workers
+        if self.deterministic and (self.strategy.adaptive or self.scheduler.adaptive):
+            return workers - (len(self.jobs) - self.delivered)
+        return workers - len(self.live_jobs)
+
+    def _deliverable(self) -> int | None:
+        """The job whose result is delivered next: the next in order when deterministic,
+        else the earliest finished one; None when it has not come back yet."""
         if self.deterministic:
-            return len(self.jobs) - self.delivered
-        return len(self.live_jobs) + len(self.results)
+            return self.delivered if self.delivered in self.results else None
+        return min(self.results) if self.results else None
 
     def _next_job(self) -> Job | None:
         can_start = self.counted < self.budget and not self.closed
@@ -332,16 +350,6 @@ class _Search:
         cheap = self.cheap if job.new else ()
         self.executor.submit(index, self.task, trial.arch, job.budget, cheap)
         self.live_jobs.add(index)
-
-    def _deliver_next(self) -> None:
-        if self.deterministic:
-            while self.delivered not in self.results:
-                self._collect()
-            self._deliver(self.delivered)
-        else:
-            while not self.results:
-                self._collect()
-            self._deliver(min(self.results))
 
     def _collect(self) -> None:
         for task in self.executor.wait():

@@ -57,6 +57,8 @@ class Scheduler:
     :meth:`report` returns as final (they will not run again)."""
 
     name = "scheduler"
+    #: Whether the jobs handed out depend on the results reported (see Strategy.adaptive).
+    adaptive = True
 
     def next_job(self, new_trial: int | None) -> Job | None:
         """The next job, or None when nothing can run until a result comes back.
@@ -85,6 +87,7 @@ class FullBudget(Scheduler):
     """No multi-fidelity: every trial runs once at the evaluator's full budget."""
 
     name = "none"
+    adaptive = False
 
     def next_job(self, new_trial: int | None) -> Job | None:
         return None if new_trial is None else Job(new_trial, None, new=True)

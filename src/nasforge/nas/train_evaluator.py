@@ -200,6 +200,7 @@ class TrainEvaluator:
         self.num_classes = splits.num_classes
         self._add_channel = len(self.input_shape) == 1 and isinstance(space, CNNSpace)
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self._warm_up()
         if self.checkpoint_dir is not None:
             self._check_settings(
                 {
@@ -302,6 +303,18 @@ class TrainEvaluator:
         return self.checkpoint_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.pt"
 
     # ------------------------------------------------------------------ internals
+    def _warm_up(self) -> None:
+        """One optimizer step on a throw-away parameter, here in the search's process.
+
+        The first ``optimizer.step()`` of a process imports more of PyTorch (about a second
+        for ``torch._dynamo``); a worker forked by the process executor inherits what this
+        process has imported, so without this every trial would pay it again.
+        """
+        weight = nn.Parameter(torch.zeros(1))
+        optimizer = self.trainer._make_optimizer(nn.ParameterList([weight]))
+        weight.sum().backward()
+        optimizer.step()
+
     def _build(self, arch: Arch) -> nn.Module:
         seed_everything(self.seed)  # same seed, same arch -> same initial weights
         if not self._add_channel:

@@ -55,6 +55,9 @@ class Strategy:
     name: str = "strategy"
     #: Whether ``tell`` accepts tuple scores (several objectives, each to maximise).
     multi_objective: bool = False
+    #: Whether what ``ask`` proposes depends on what was told (False only for strategies
+    #: that ignore scores); the search loop can then refill workers in any order.
+    adaptive: bool = True
 
     def __init__(self, space: Space, *, seed: int = 0) -> None:
         if not isinstance(space, Space):

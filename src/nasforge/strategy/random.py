@@ -23,6 +23,8 @@ class RandomSearch(Strategy):
         arch = strategy.ask(); strategy.tell(arch, 0.9)
     """
 
+    adaptive = False
+
     name = "random"
     multi_objective = True
 
