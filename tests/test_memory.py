@@ -62,7 +62,6 @@ class RssRecordingRandom(RandomSearch):
         self.rss.append(rss_mb())
 
 
-@pytest.mark.slow
 def test_process_executor_keeps_driver_rss_flat_over_50_trials():
     space = nf.build("space", "cnn", max_stages=2, channels=[8, 16, 32], max_blocks=2)
     strategy = RssRecordingRandom(space, seed=0)

@@ -16,7 +16,7 @@ Rungs are synchronous, and ranking uses the scores the strategy sees (maximised)
 or for several objectives a tuple, ranked by non-domination then crowding distance
 (NSGA-II's order). Failed trials rank last and are never promoted; infeasible trials do not
 take a place in a rung. With several workers, a new bracket starts while an older one waits
-for its rung to complete, so no worker idles.
+for its rung to complete, so workers idle less.
 
 Write your own by subclassing :class:`Scheduler` and registering it::
 
