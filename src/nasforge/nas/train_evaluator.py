@@ -199,6 +199,7 @@ class TrainEvaluator:
         self.input_shape = splits.input_shape
         self.num_classes = splits.num_classes
         self._add_channel = len(self.input_shape) == 1 and isinstance(space, CNNSpace)
+        self._measured: dict[str, dict[str, float]] = {}  # by arch key
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self._warm_up()
         if self.checkpoint_dir is not None:
@@ -248,8 +249,15 @@ class TrainEvaluator:
         return {k: float(v) for k, v in metrics.items()}
 
     def measure(self, arch: Arch | Mapping[str, Any]) -> dict[str, float]:
-        """``params``, ``macs`` (per sample) and ``latency_ms`` of ``arch``, without training."""
-        model = self._build(self.space.arch(arch))
+        """``params``, ``macs`` (per sample) and ``latency_ms`` of ``arch``, without training.
+
+        Measured once per arch in this process: a search's constraint check and the
+        evaluation that follows it share the measurement.
+        """
+        arch = self.space.arch(arch)
+        if arch.key in self._measured:
+            return dict(self._measured[arch.key])
+        model = self._build(arch)
         metrics = {
             "params": float(count_params(model)),
             "macs": float(count_macs(model, self.input_shape)),
@@ -258,7 +266,8 @@ class TrainEvaluator:
             metrics["latency_ms"] = measure_latency(
                 model, self.input_shape, **dataclasses.asdict(self.latency)
             )
-        return metrics
+        self._measured[arch.key] = metrics
+        return dict(metrics)
 
     def test(self, arch: Arch | Mapping[str, Any]) -> dict[str, float]:
         """``test_acc``, ``test_loss`` and ``test_f1`` of ``arch`` trained for ``epochs``.
