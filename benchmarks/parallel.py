@@ -72,6 +72,7 @@ def run_one(variant: str, trials: int, epochs: int, workers: int, seed: int) -> 
 
         started = time.perf_counter()
         executor = RayExecutor(workers=workers, cpus_per_trial=1)
+        executor.start()
         ray_start = time.perf_counter() - started
     started = time.perf_counter()
     result = nf.search(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -18,18 +19,22 @@ BUDGET = 100
 
 SCRIPT = textwrap.dedent(
     f"""
-    import sys, time
+    import os, sys, time
+    from pathlib import Path
     import nasforge as nf
     from nasforge.space import Choice, IntRange, Space
 
     class Slow:
         def evaluate(self, arch, budget=None):
+            Path(sys.argv[4], str(os.getpid())).touch()  # where the trial ran
             time.sleep(0.08)
             return {{"acc": {{"a": 0.5, "b": 0.7, "c": 0.6}}[arch["op"]] + 0.01 * arch["n"]}}
 
     space = Space([Choice("op", ["a", "b", "c"]), IntRange("n", 1, 40)], name="toy")
+    executor = {{"name": sys.argv[3], "workers": 2}}
     nf.search(space, Slow(), strategy="evolution", budget={BUDGET}, seed=0, objective="acc",
-              journal=sys.argv[1], resume=sys.argv[2] == "resume", progress=False)
+              executor=executor, journal=sys.argv[1], resume=sys.argv[2] == "resume",
+              progress=False)
     """
 )
 
@@ -44,16 +49,31 @@ def finished(path: Path) -> dict[int, str]:
     return out
 
 
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (dead, not yet reaped by init) counts as dead
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "zombie" in status.read_text())
+
+
 @pytest.mark.slow
-def test_sigkill_at_random_moments_loses_nothing(tmp_path):
+@pytest.mark.parametrize("executor", ["serial", "process"])
+def test_sigkill_at_random_moments_loses_nothing(tmp_path, executor):
     script = tmp_path / "search.py"
     script.write_text(SCRIPT)
     journal = tmp_path / "search.jsonl"
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    driver = str(os.getpid())
     rng = random.Random(0)
     kills, before = 0, {}
     for _ in range(40):
         mode = "resume" if journal.exists() else "new"
-        process = subprocess.Popen([sys.executable, str(script), str(journal), mode])
+        command = [sys.executable, str(script), str(journal), mode, executor, str(pids)]
+        process = subprocess.Popen(command)
         time.sleep(rng.uniform(0.4, 1.6))  # at most ~16 trials a run: >= 6 kills
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
@@ -67,7 +87,17 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path):
         if kills >= 5 and len(now) >= BUDGET // 2:
             break
     assert kills >= 5
-    subprocess.run([sys.executable, str(script), str(journal), "resume"], check=True)
+    if executor == "process":  # the killed driver's workers died with it
+        time.sleep(0.5)
+        workers = {int(p.name) for p in pids.iterdir()} - {process.pid, int(driver)}
+        assert workers and not [pid for pid in workers if alive(pid)]
+    subprocess.run(
+        [sys.executable, str(script), str(journal), "resume", executor, str(pids)], check=True
+    )
     final = finished(journal)
     assert sorted(final) == list(range(BUDGET))  # exactly `budget` finished trials
     assert all(final[n] == key for n, key in before.items())
+    records = read_journal(journal).records
+    interrupted = {r["number"] for r in records if r.get("status") == "interrupted"}
+    assert interrupted, "no kill landed while a trial was running"
+    assert interrupted <= set(final)  # every trial running at a kill ran again and finished

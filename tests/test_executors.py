@@ -242,3 +242,83 @@ def test_ray_executor_without_ray_gives_the_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(nf.MissingDependencyError, match=r"nasforge\[ray\]"):
         RayExecutor()
+
+
+RAY_DRIVER = """
+import json, os, sys
+from nasforge.execution import Failure
+from nasforge.execution.ray import RayExecutor
+
+def square(x):
+    return x * x
+
+def kill_self():
+    os.kill(os.getpid(), 9)
+
+executor = RayExecutor(workers=2, address=sys.argv[1], timeout=120)
+executor.submit(0, square, 7)
+executor.submit(1, kill_self)
+results = {}
+while executor.running:
+    for r in executor.wait():
+        results[r.task_id] = [r.value, r.failure.value if r.failure else None]
+executor.shutdown()
+print(json.dumps(results))
+"""
+
+
+@pytest.mark.slow
+def test_ray_executor_joins_an_existing_cluster_and_leaves_it_running(tmp_path):
+    """A cluster started apart (``ray start --head``), a search driver that joins it by
+    address, and the cluster still up after the driver shut its executor down."""
+    pytest.importorskip("ray")
+    import json
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    ray_cli = shutil.which("ray") or os.path.join(os.path.dirname(sys.executable), "ray")
+    with socket.socket() as probe:  # a free port for the cluster's head
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    start = [ray_cli, "start", "--head", "--block", f"--port={port}", "--num-cpus=2"]
+    start += ["--include-dashboard=false", "--disable-usage-stats"]
+    head = subprocess.Popen(
+        start,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def cluster_up() -> bool:
+        status = [ray_cli, "status", f"--address={address}"]
+        return subprocess.run(status, capture_output=True, timeout=60).returncode == 0
+
+    try:
+        deadline = time.monotonic() + 90
+        while not cluster_up():
+            assert head.poll() is None and time.monotonic() < deadline, "ray start failed"
+            time.sleep(1)
+        driver = tmp_path / "driver.py"
+        driver.write_text(RAY_DRIVER)
+        out = subprocess.run(
+            [sys.executable, str(driver), address], capture_output=True, text=True, timeout=300
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        results = json.loads(out.stdout.strip().splitlines()[-1])
+        assert results["0"] == [49, None]
+        assert results["1"] == [None, "crashed"]
+        assert cluster_up()  # the driver left the cluster running
+    finally:
+        head.terminate()  # ``ray start --block`` stops its cluster on SIGTERM
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            head.kill()
+        # `ray start` records its cluster for later `ray.init()` calls; forget this one
+        current = Path(tempfile.gettempdir(), "ray", "ray_current_cluster")
+        if current.exists() and address.split(":")[1] in current.read_text():
+            current.unlink()

@@ -34,6 +34,16 @@ def test_records_round_trip_and_pandas_can_read_them(tmp_path):
     assert list(frame["type"]) == ["header", "start", "end", "start"]
 
 
+def test_unfinished_tells_budgets_apart(tmp_path):
+    path = tmp_path / "search.jsonl"
+    with Journal(path, IDENTITY) as journal:
+        journal.started({**_trial(0, "running"), "budget": 1})
+        journal.ended({**_trial(0), "budget": 1})
+        journal.started({**_trial(0, "running"), "budget": 3})  # promoted, then the crash
+    (running,) = read_journal(path).unfinished
+    assert (running["number"], running["budget"]) == (0, 3)
+
+
 def test_non_finite_metrics_are_stored_as_null(tmp_path):
     path = tmp_path / "j.jsonl"
     with Journal(path, IDENTITY) as journal:

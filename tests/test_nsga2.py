@@ -54,11 +54,20 @@ def test_nsga2_front_beats_random_search_on_a_two_objective_problem():
     assert sum(n > r for n, r in zip(nsga2, random, strict=True)) >= 4
 
 
+@pytest.mark.slow
+def test_bayesian_parego_front_beats_random_search():
+    seeds = range(3)
+    bayesian = [run_zdt("bayesian", seed, 60) for seed in seeds]
+    random = [run_zdt("random", seed, 60) for seed in seeds]
+    assert np.mean(bayesian) > np.mean(random) + 0.5, (bayesian, random)
+    assert all(b > r for b, r in zip(bayesian, random, strict=True)), (bayesian, random)
+
+
 def test_registered_and_multi_objective():
     assert "nsga2" in nf.available("strategy")
     flags = {n: nf.get("strategy", n).multi_objective for n in nf.available("strategy")}
-    assert flags["nsga2"] and flags["random"] and flags["grid"]
-    assert not flags["evolution"] and not flags["bayesian"] and not flags["local"]
+    assert flags["nsga2"] and flags["random"] and flags["grid"] and flags["bayesian"]
+    assert not flags["evolution"] and not flags["local"]
 
 
 @pytest.mark.parametrize(
@@ -130,11 +139,11 @@ def test_tuple_scores_are_deterministic_and_round_trip_through_json():
 # --- tuple scores in the base class ---------------------------------------------------------
 def test_single_objective_strategies_reject_tuples_naming_the_ones_that_accept_them():
     strategy = nf.build("strategy", "evolution", space=zdt_space())
-    with pytest.raises(nf.ConfigError, match=r"multi-objective.*grid, nsga2, random"):
+    with pytest.raises(nf.ConfigError, match=r"multi-objective.*bayesian, grid, nsga2, random"):
         strategy.tell(strategy.ask(), (0.9, 1.0))
 
 
-@pytest.mark.parametrize("name", ["nsga2", "random", "grid"])
+@pytest.mark.parametrize("name", ["nsga2", "random", "grid", "bayesian"])
 def test_tuple_validation(name):
     strategy = nf.build("strategy", name, space=zdt_space())
     arch = strategy.ask()

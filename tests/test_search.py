@@ -110,7 +110,7 @@ def test_search_validates_its_arguments(toy_bench):
         nf.search(space, toy_bench, budget=3, mode="maximize")
     with pytest.raises(
         nf.ConfigError,
-        match=r"objective must be one of the evaluator's metrics \['acc', 'params'\]",
+        match=r"objective must be one of the evaluator's metrics \(acc, params\)",
     ):
         nf.search(space, toy_bench, budget=3, objective="val_acc", progress=False)
     with pytest.raises(nf.RegistryError, match="Did you mean 'evolution'"):

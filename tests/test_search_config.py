@@ -78,6 +78,66 @@ def test_bad_plugin_options_fail_before_any_training(tmp_path):
         build_evaluator(load_search_config(config), None)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"objective": "val_accuracy"},
+            r"objective must be one of the evaluator's metrics.*"
+            r"Did you mean 'val_acc'",
+        ),
+        ({"constraints": ["latencyms <= 5"]}, r"constraints must be a constraint on one of"),
+        ({"objective": "latency_ms", "mode": "min"}, r"objective must be one of.*'latency_ms'"),
+        (
+            {"objective": ["val_acc", "params"], "mode": ["max", "min"], "strategy": "local"},
+            r"strategy must be a multi-objective strategy",
+        ),
+        (
+            {"scheduler": {"name": "hyperband", "min_budget": 1, "max_budget": 9}},
+            r"scheduler\.max_budget must be at most the evaluator's epochs \(1\)",
+        ),
+        (
+            {"training": {"epochz": 3}},
+            r"training\.epochz.*one of the training options.*"
+            r"Did you mean 'epochs'",
+        ),
+        ({"executor": {"name": "ray", "wrkers": 2}}, r"executor: .*wrkers"),
+        (
+            {"executor": {"name": "ray", "cpus_per_trial": "x"}},
+            r"executor.cpus_per_trial must be a number > 0",
+        ),
+        (
+            {"executor": {"name": "process", "threads_per_worker": "x"}},
+            r"executor.threads_per_worker must be a positive integer",
+        ),
+    ],
+)
+def test_config_errors_come_before_data_loads_or_anything_is_written(
+    tmp_path, monkeypatch, change, message
+):
+    config = {**copy.deepcopy(BASE), **change}
+    if "training" in change:
+        config["training"] = {**BASE["training"], **change["training"]}
+    if "executor" in change and change["executor"]["name"] == "ray":
+        pytest.importorskip("ray")
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data was loaded before the config was checked")
+
+    monkeypatch.setattr("nasforge.nas.config._load_data", no_data)
+    with pytest.raises(nf.ConfigError, match=message):
+        build_evaluator(load_search_config(config), tmp_path / "checkpoints")
+    assert main(["search", str(write(tmp_path, config)), "--out", str(tmp_path / "o")]) == 1
+    assert not (tmp_path / "o").exists() and not (tmp_path / "checkpoints").exists()
+
+
+def test_training_values_are_checked_before_anything_is_written(tmp_path):
+    config = {**copy.deepcopy(BASE), "training": {**BASE["training"], "grad_clip": "x"}}
+    with pytest.raises(nf.ConfigError, match=r"training\.grad_clip must be a positive number"):
+        build_evaluator(load_search_config(config), tmp_path / "checkpoints")
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def test_cli_search_writes_results_and_resumes(tmp_path, capsys):
     path = write(tmp_path, copy.deepcopy(BASE))
     out = tmp_path / "out"
@@ -159,10 +219,34 @@ FIELDS = [
 ]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(FIELDS), junk)
-def test_malformed_configs_give_nasforge_errors(path, value):
-    config = copy.deepcopy(BASE)
+# The same with a scheduler and each executor, whose options are then malformed too.
+PLUGINS = {
+    "training": {**BASE["training"], "epochs": 2},
+    "scheduler": {"name": "hyperband", "min_budget": 1, "max_budget": 2, "eta": 2},
+}
+PLUGIN_FIELDS = [
+    ("scheduler", "min_budget"),
+    ("scheduler", "max_budget"),
+    ("scheduler", "eta"),
+    ("executor", "workers"),
+    ("executor", "timeout"),
+]
+EXECUTOR_FIELDS = {
+    "serial": [],
+    "process": [("executor", "threads_per_worker"), ("executor", "start_method")],
+    "ray": [
+        ("executor", "cpus_per_trial"),
+        ("executor", "gpus_per_trial"),
+        ("executor", "address"),
+        ("executor", "init_options"),
+    ],
+}
+
+
+def _malformed(base: dict, path: tuple[str, ...], value: object) -> None:
+    """Set ``path`` of ``base`` to ``value`` and check that the config fails, if it does,
+    with a nasforge error whose message names the field (or one of its parents)."""
+    config = copy.deepcopy(base)
     node = config
     for key in path[:-1]:
         if not isinstance(node.get(key), dict):
@@ -172,7 +256,24 @@ def test_malformed_configs_give_nasforge_errors(path, value):
     try:
         build_evaluator(load_search_config(config), None)
     except nf.NasforgeError as exc:
-        assert str(exc)
+        assert any(key in str(exc) for key in path), (path, str(exc))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(FIELDS), junk)
+def test_malformed_configs_give_nasforge_errors(path, value):
+    _malformed(BASE, path, value)
+
+
+@pytest.mark.parametrize("executor", sorted(EXECUTOR_FIELDS))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_malformed_scheduler_and_executor_options_give_nasforge_errors(executor, data):
+    if executor == "ray":
+        pytest.importorskip("ray")
+    base = {**copy.deepcopy(BASE), **PLUGINS, "executor": {"name": executor}}
+    path = data.draw(st.sampled_from(PLUGIN_FIELDS + EXECUTOR_FIELDS[executor]))
+    _malformed(base, path, data.draw(junk))
 
 
 param_spec = st.fixed_dictionaries(

@@ -277,7 +277,9 @@ def test_multi_objective_search_returns_a_pareto_front(tmp_path):
 
 def test_single_objective_strategies_refuse_several_objectives():
     toy = Toy()
-    with pytest.raises(nf.ConfigError, match=r"multi-objective strategy \(grid, nsga2, random\)"):
+    with pytest.raises(
+        nf.ConfigError, match=r"multi-objective strategy \(bayesian, grid, nsga2, random\)"
+    ):
         run(toy, strategy="evolution", objective=["acc", "params"], mode=["max", "min"])
     assert toy.calls == []
 
@@ -389,3 +391,89 @@ def test_workers_refill_at_once_only_when_the_strategy_ignores_results(
     # random: the other worker goes on while the slow trial runs; evolution waits for it
     # (deterministic: trial j starts after the result of trial j - 2 is delivered)
     assert (len(during) > 2) is overtakes
+
+
+class Declared(Toy):
+    """A Toy that declares its metrics and identity, as TrainEvaluator does."""
+
+    metrics = ("acc", "params")
+
+    def __init__(self, version: int = 1, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.version = version
+
+    def identity(self):
+        return {"evaluator": "toy", "version": self.version}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"objective": "accuracy"}, r"objective must be one of the evaluator's metrics.*'acc'"),
+        ({"constraints": "latency_ms <= 5"}, r"constraints must be a constraint on one of"),
+        ({"constraints": "flops <= 5"}, r"constraints must be a constraint on one of"),
+    ],
+)
+def test_metrics_the_evaluator_does_not_return_fail_before_anything_runs(options, message):
+    toy = Declared()
+    with pytest.raises(nf.ConfigError, match=message):
+        run(toy, **options)
+    assert toy.calls == [] and toy.measured == []
+
+
+def test_serial_with_workers_reproduces_a_parallel_search():
+    options = {
+        "budget": 10,
+        "seed": 3,
+        "strategy": "evolution",
+        "strategy_options": {"population_size": 4, "sample_size": 2},
+    }
+    serial = run(Toy(), **options, executor={"name": "serial", "workers": 2})
+    parallel = run(Toy(), **options, executor={"name": "process", "workers": 2})
+    one_worker = run(Toy(), **options)
+    assert [t.key for t in serial.trials] == [t.key for t in parallel.trials]
+    assert [t.key for t in one_worker.trials] != [t.key for t in parallel.trials]
+
+
+class Overfitting(Toy):
+    """Validation accuracy that falls with more epochs: the low rungs look best."""
+
+    def evaluate(self, arch, budget=None):
+        metrics = super().evaluate(arch, budget)
+        epochs = 9 if budget is None else budget
+        return {**metrics, "acc": 1.0 + 0.01 * arch["n"] - 0.1 * epochs}
+
+
+def test_best_and_pareto_front_come_from_the_largest_budget():
+    scheduler = {"name": "successive_halving", "min_budget": 1, "max_budget": 9}
+    result = run(Overfitting(), budget=9, seed=0, scheduler=scheduler)
+    assert max(t.metrics["acc"] for t in result.finished) > result.best.metrics["acc"]
+    assert result.best.budget == 9 and {t.budget for t in result.final} == {9}
+    multi = run(
+        Overfitting(),
+        budget=9,
+        seed=0,
+        scheduler=scheduler,
+        strategy="nsga2",
+        objective=["acc", "params"],
+        mode=["max", "min"],
+    )
+    assert multi.pareto_front() and {t.budget for t in multi.pareto_front()} == {9}
+
+
+def test_resume_refuses_another_evaluator(tmp_path):
+    path = tmp_path / "search.jsonl"
+    run(Declared(version=1), budget=3, journal=path)
+    with pytest.raises(JournalError, match=r"different search.*evaluator"):
+        run(Declared(version=2), budget=4, journal=path, resume=True)
+    assert len(run(Declared(version=1), budget=4, journal=path, resume=True).trials) == 4
+
+
+def test_a_scheduler_without_continuation_warns(caplog):
+    class Retraining(Toy):
+        continues_trials = False
+
+    scheduler = {"name": "successive_halving", "min_budget": 1, "max_budget": 9}
+    with caplog.at_level("WARNING", logger="nasforge"):
+        run(Retraining(), budget=3, scheduler=scheduler)
+    assert "retrains them from scratch" in caplog.text

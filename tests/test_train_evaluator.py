@@ -210,6 +210,29 @@ def test_checkpoint_dir_of_other_settings_is_refused(tmp_path, mlp):
         _evaluator(mlp, _data(), checkpoint_dir=tmp_path, lr=0.1)
 
 
+def test_checkpoint_dir_of_other_data_is_refused(tmp_path, mlp):
+    _evaluator(mlp, _data(seed=0), checkpoint_dir=tmp_path)
+    with pytest.raises(ConfigError, match="data_sha256"):
+        _evaluator(mlp, _data(seed=1), checkpoint_dir=tmp_path)  # same sizes, other samples
+
+
+@pytest.mark.parametrize("latency", [True, False])
+def test_metrics_name_what_evaluate_returns(mlp, latency):
+    evaluator = _evaluator(mlp, _data(), epochs=1, latency=latency)
+    assert tuple(evaluator.evaluate(mlp.sample(seed=0))) == evaluator.metrics
+    assert evaluator.metrics == TrainEvaluator.metric_names(latency=latency)
+    assert ("latency_ms" in evaluator.metrics) is latency
+
+
+def test_identity_follows_the_data_and_settings(mlp):
+    same = _evaluator(mlp, _data()).identity()
+    assert _evaluator(mlp, _data()).identity() == same
+    assert _evaluator(mlp, _data(seed=1)).identity() != same
+    assert _evaluator(mlp, _data(), lr=0.1).identity() != same
+    plain = _evaluator(mlp, _forms()["plain_dataset"]).identity()
+    assert plain["data_sha256"] is None and plain["train_size"] + plain["val_size"] == 120
+
+
 def test_test_and_load_model(tmp_path, mlp):
     data = _data()
     arch = mlp.sample(seed=4)

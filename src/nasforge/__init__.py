@@ -13,6 +13,7 @@ from nasforge._version import __version__
 from nasforge.errors import (
     CheckpointError,
     ConfigError,
+    JournalError,
     MissingDependencyError,
     NasforgeError,
     RegistryError,
@@ -96,6 +97,7 @@ __all__ = [
     "Hyperband",
     "Int8Quantizer",
     "IntRange",
+    "JournalError",
     "MagnitudePruner",
     "MissingDependencyError",
     "ModelCheckpoint",

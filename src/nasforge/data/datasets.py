@@ -69,12 +69,14 @@ def digits(
     ``channels`` is 1 or 3 (grey repeated), and the stratified train/val/test split is
     drawn with ``seed``. Pixels are scaled to [0, 1].
     """
-    if not isinstance(size, int) or size < 8:
+    if not _is_int(size) or size < 8:
         raise ConfigError.invalid("digits.size", size, "an integer >= 8 (native size is 8)")
-    if channels not in (1, 3):
+    if not _is_int(channels) or channels not in (1, 3):
         raise ConfigError.invalid("digits.channels", channels, "1 or 3")
     _check_fraction("digits.val_fraction", val_fraction)
     _check_fraction("digits.test_fraction", test_fraction)
+    if not _is_int(seed) or seed < 0:
+        raise ConfigError.invalid("digits.seed", seed, "a non-negative integer")
     with resources.files("nasforge.data").joinpath("digits.npz").open("rb") as fh:
         raw = np.load(fh)
         images, targets = raw["images"], raw["targets"]
@@ -110,10 +112,13 @@ def mnist1d(
         raise MissingDependencyError(
             "mnist1d", purpose="to generate the MNIST-1D dataset"
         ) from None
-    if num_samples < 100:
+    if not _is_int(num_samples) or num_samples < 100:
         raise ConfigError.invalid("mnist1d.num_samples", num_samples, "an integer >= 100")
     _check_fraction("mnist1d.test_fraction", test_fraction)
     _check_fraction("mnist1d.val_fraction", val_fraction)
+    for name, value in (("seed", seed), ("split_seed", split_seed)):
+        if not _is_int(value) or value < 0:
+            raise ConfigError.invalid(f"mnist1d.{name}", value, "a non-negative integer")
     args = get_dataset_args()
     args.num_samples = num_samples
     args.train_split = 1 - test_fraction

@@ -4,13 +4,15 @@ An executor runs ``fn(*args)`` for each submitted task and hands back a
 :class:`TaskResult` per task as tasks finish, in completion order. A task that raises,
 runs out of memory, dies, or exceeds the executor's per-task ``timeout`` still produces a
 result — with its :class:`Failure` kind and a message — so one bad trial never stops the
-caller. Executors never decide what to run; the search loop asks the strategy for as many
-candidates as :attr:`Executor.free` says and submits them.
+caller. Executors never decide what to run: the search loop keeps at most
+:attr:`Executor.workers` tasks in flight, asking the strategy for one candidate per free
+worker, and collects results with :meth:`Executor.wait`.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 import sys
 import time
 import traceback
@@ -52,7 +54,12 @@ class Executor(ABC):
     def __init__(self, *, workers: int = 1, timeout: float | None = None) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ConfigError.invalid("executor.workers", workers, "a positive integer")
-        if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
+        if timeout is not None and not (
+            isinstance(timeout, int | float)
+            and not isinstance(timeout, bool)
+            and math.isfinite(timeout)
+            and timeout > 0
+        ):
             raise ConfigError.invalid(
                 "executor.timeout", timeout, "a positive number of seconds or None"
             )

@@ -67,7 +67,11 @@ class ProcessExecutor(Executor):
             raise ConfigError.invalid("executor.start_method", start_method, f"one of {supported}")
         if threads_per_worker is None:
             threads_per_worker = max(1, (os.cpu_count() or 1) // workers)
-        if threads_per_worker < 1:
+        if (
+            isinstance(threads_per_worker, bool)
+            or not isinstance(threads_per_worker, int)
+            or threads_per_worker < 1
+        ):
             raise ConfigError.invalid(
                 "executor.threads_per_worker", threads_per_worker, "a positive integer"
             )
@@ -86,7 +90,14 @@ class ProcessExecutor(Executor):
         receiver, sender = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=_worker,
-            args=(sender, self.threads_per_worker, fn, args),
+            # a forkserver's workers are the server's children, not this process's
+            args=(
+                sender,
+                None if self.start_method == "forkserver" else os.getpid(),
+                self.threads_per_worker,
+                fn,
+                args,
+            ),
             name=f"nasforge-task-{task_id}",
             daemon=True,
         )
@@ -149,9 +160,14 @@ class ProcessExecutor(Executor):
 
 
 def _worker(
-    connection: Connection, threads: int, fn: Callable[..., Any], args: tuple[Any, ...]
+    connection: Connection,
+    driver: int | None,
+    threads: int,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
 ) -> None:
     """Runs in the worker process: one task, one answer, then exit."""
+    _die_with(driver)
     answer = run_task(fn, threads, args)
     try:
         connection.send(answer)
@@ -160,6 +176,23 @@ def _worker(
         connection.send(("error", (failure.value, f"cannot send the result back: {message}")))
     finally:
         connection.close()
+
+
+def _die_with(driver: int | None) -> None:
+    """Have the kernel kill this worker when its parent (``driver``, when known) dies, even
+    by ``kill -9`` (Linux's ``PR_SET_PDEATHSIG``), so that no orphaned trial keeps a core
+    busy after a crash."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if driver is not None and os.getppid() != driver:  # it died before prctl took effect
+        os._exit(1)
 
 
 def _stop(process: multiprocessing.process.BaseProcess) -> None:

@@ -40,7 +40,8 @@ class RayExecutor(Executor):
     running. Each trial reserves ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs, and
     PyTorch in the task uses that many threads. The task function is put in Ray's object
     store once, not sent with every trial. Ray never retries a trial: a failure is recorded
-    and the search moves on.
+    and the search moves on. Ray is started (or connected to) on the first trial, or by
+    :meth:`start`, not when the executor is made.
     """
 
     def __init__(
@@ -54,10 +55,20 @@ class RayExecutor(Executor):
         init_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(workers=workers, timeout=timeout)
-        if cpus_per_trial <= 0:
-            raise ConfigError.invalid("executor.cpus_per_trial", cpus_per_trial, "> 0")
-        if gpus_per_trial < 0:
-            raise ConfigError.invalid("executor.gpus_per_trial", gpus_per_trial, ">= 0")
+        if not (_is_number(cpus_per_trial) and cpus_per_trial > 0):
+            raise ConfigError.invalid("executor.cpus_per_trial", cpus_per_trial, "a number > 0")
+        if not (_is_number(gpus_per_trial) and gpus_per_trial >= 0):
+            raise ConfigError.invalid("executor.gpus_per_trial", gpus_per_trial, "a number >= 0")
+        if address is not None and not isinstance(address, str):
+            raise ConfigError.invalid(
+                "executor.address", address, "None (a local Ray) or an address such as 'auto'"
+            )
+        if init_options is not None and not (
+            isinstance(init_options, Mapping) and all(isinstance(k, str) for k in init_options)
+        ):
+            raise ConfigError.invalid(
+                "executor.init_options", init_options, "a mapping of ray.init keyword arguments"
+            )
         try:
             import ray
         except ImportError:
@@ -66,31 +77,42 @@ class RayExecutor(Executor):
             ) from None
         self._ray = ray
         self._started_ray = False
+        self.address = address
+        self.cpus_per_trial = cpus_per_trial
+        self.gpus_per_trial = gpus_per_trial
+        self.init_options = dict(init_options or {})
+        self._task: Any = None
+        self._functions: dict[Callable[..., Any], Any] = {}
+        self._running: dict[Any, _Running] = {}
+
+    def start(self) -> None:
+        """Connect to Ray (starting a local instance when ``address`` is None) unless this
+        process already is; the first :meth:`submit` calls it. Idempotent."""
+        ray = self._ray
+        if self._task is not None:
+            return
         if not ray.is_initialized():
             options: dict[str, Any] = {
                 "include_dashboard": False,
                 "log_to_driver": False,
                 "configure_logging": False,
             }
-            if address is None:
-                options["num_cpus"] = max(1, round(workers * cpus_per_trial))
-            options.update(init_options or {})
-            ray.init(address=address, **options)
+            if self.address is None:
+                options["num_cpus"] = max(1, round(self.workers * self.cpus_per_trial))
+            options.update(self.init_options)
+            # "local": a new instance, even where `ray start` left a cluster to join
+            ray.init(address=self.address or "local", **options)
             self._started_ray = True
-        self.address = address
-        self.cpus_per_trial = cpus_per_trial
-        self.gpus_per_trial = gpus_per_trial
-        self._task = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=0)(
-            _ray_task
-        )
-        self._functions: dict[Callable[..., Any], Any] = {}
-        self._running: dict[Any, _Running] = {}
+        self._task = ray.remote(
+            num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=0
+        )(_ray_task)
 
     @property
     def running(self) -> int:
         return len(self._running)
 
     def submit(self, task_id: int, fn: Callable[..., Any], *args: Any) -> None:
+        self.start()
         if fn not in self._functions:
             self._functions[fn] = self._ray.put(fn)
         threads = max(1, int(self.cpus_per_trial))
@@ -117,7 +139,8 @@ class RayExecutor(Executor):
         self._functions.clear()
         if self._started_ray and self._ray.is_initialized():
             self._ray.shutdown()
-            self._started_ray = False
+        self._started_ray = False
+        self._task = None
 
     def _collect(self, ref: Any) -> TaskResult:
         running = self._running.pop(ref)
@@ -152,6 +175,10 @@ class RayExecutor(Executor):
                     )
                 )
         return expired
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _ray_task(fn: Callable[..., Any], threads: int, *args: Any) -> tuple[str, Any]:

@@ -25,13 +25,17 @@ class _Timeout(BaseException):
 class SerialExecutor(Executor):
     """Runs each task in this process when :meth:`wait` is called, one at a time.
 
+    ``workers`` is how many tasks may wait in its queue: with ``workers=N`` a deterministic
+    search proposes and tells exactly as it does with ``N`` parallel workers, so a serial
+    run reproduces the trials of a parallel one (for debugging, say).
+
     A per-task ``timeout`` is enforced with ``SIGALRM`` (Unix main thread only; elsewhere
     it is not enforced and a warning says so): the task is interrupted between Python
     bytecodes or PyTorch operations and recorded as timed out.
     """
 
-    def __init__(self, *, timeout: float | None = None) -> None:
-        super().__init__(workers=1, timeout=timeout)
+    def __init__(self, *, workers: int = 1, timeout: float | None = None) -> None:
+        super().__init__(workers=workers, timeout=timeout)
         self._queue: deque[tuple[int, Callable[..., Any], tuple[Any, ...]]] = deque()
 
     @property

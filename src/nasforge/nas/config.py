@@ -24,6 +24,7 @@ field (``strategy.options.population_size``) and unknown fields are errors.
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import logging
 import os
@@ -192,16 +193,19 @@ def run_search(
 
 
 def build_evaluator(config: SearchConfig, checkpoint_dir: Path | None) -> Any:
-    """Check the strategy, scheduler and executor options (by building them), load the
-    data and build the training evaluator: everything a search does before it trains."""
+    """Check everything that can be checked without data (:func:`check_config`), then load
+    the data and build the training evaluator: all a search does before it trains."""
     from nasforge.nas.train_evaluator import TrainEvaluator
 
-    _check_plugins(config)
+    check_config(config)
     data = _load_data(*config.data)
     try:
         return TrainEvaluator(config.space, data, checkpoint_dir=checkpoint_dir, **config.training)
-    except TypeError as exc:
-        raise ConfigError(f"training: {exc}", field="training") from None
+    except ConfigError as exc:  # "lr must be ..." -> "training.lr must be ..."
+        name = exc.field or ""
+        if name.split(".")[0] in _training_options() and str(exc).startswith(name):
+            raise ConfigError(f"training.{exc}", field=f"training.{name}") from None
+        raise
 
 
 def write_outputs(
@@ -260,7 +264,7 @@ def summary_table(result: SearchResult, rows: int = 10) -> str:
         title = f"Pareto front: {len(trials)} of {len(result.trials)} trials"
     else:
         sign = -1 if result.mode == "max" else 1
-        trials = sorted(result.finished, key=lambda t: sign * t.metrics[result.objective])
+        trials = sorted(result.final, key=lambda t: sign * t.metrics[result.objective])
         title = f"best {min(rows, len(trials))} of {len(result.trials)} trials"
     trials = trials[:rows] if len(result.objectives) == 1 else trials
     columns = list(
@@ -350,26 +354,58 @@ def _known(kind: str, name: str, field_name: str, also: str = "") -> None:
         )
 
 
-def _check_plugins(config: SearchConfig) -> None:
-    """Build the strategy, scheduler and executor once so bad options fail before data
-    loads or anything trains."""
-    from nasforge.execution.base import Executor
-    from nasforge.nas.loop import _make_plugin
-    from nasforge.nas.schedulers import FullBudget, Scheduler
+def check_config(config: SearchConfig) -> None:
+    """Build the strategy, scheduler and executor and check the training options and the
+    objectives against them, so that a bad config fails before data loads or anything is
+    written."""
+    from nasforge.nas.loop import check_setup
+    from nasforge.nas.train_evaluator import TrainEvaluator
 
-    strategy, options = config.strategy
-    _build_field(
-        "strategy.options", "strategy", strategy, space=config.space, seed=config.seed, **options
+    strategy_name, options = config.strategy
+    strategy = _build_field(
+        "strategy.options",
+        "strategy",
+        strategy_name,
+        space=config.space,
+        seed=config.seed,
+        **options,
     )
-    try:
-        _make_plugin("scheduler", config.scheduler, Scheduler, FullBudget)
-    except NasforgeError as exc:
-        raise ConfigError(f"scheduler: {exc}", field="scheduler") from None
-    if config.executor is not None and config.executor["name"] != "ray":
-        try:
-            _make_plugin("executor", config.executor, Executor, None).shutdown()
-        except NasforgeError as exc:
-            raise ConfigError(f"executor: {exc}", field="executor") from None
+    scheduler = _build_field("scheduler", "scheduler", **_split_name(config.scheduler, "none"))
+    if config.executor is not None:  # executors acquire workers on first use, not here
+        _build_field("executor", "executor", **_split_name(config.executor, "serial"))
+    allowed = _training_options()
+    for key in config.training:
+        if key not in allowed:
+            raise ConfigError.invalid(
+                f"training.{key}",
+                config.training[key],
+                f"one of the training options {', '.join(allowed)}",
+                ("unknown option." + close_matches(key, allowed)).strip(),
+            )
+    latency = config.training.get("latency", True)
+    epochs = config.training.get("epochs", allowed["epochs"].default)
+    check_setup(
+        strategy=strategy,
+        scheduler=scheduler,
+        objectives=Objectives.parse(list(config.objective), list(config.mode)),
+        constraints=parse_constraints(list(config.constraints)),
+        metrics=TrainEvaluator.metric_names(latency=latency not in (None, False)),
+        epochs=epochs,
+    )
+
+
+def _training_options() -> dict[str, inspect.Parameter]:
+    """The ``training`` section's options: TrainEvaluator's, but those the config sets."""
+    from nasforge.nas.train_evaluator import TrainEvaluator
+
+    parameters = inspect.signature(TrainEvaluator).parameters
+    return {k: v for k, v in parameters.items() if k not in ("space", "data", "checkpoint_dir")}
+
+
+def _split_name(section: dict[str, Any] | None, default: str) -> dict[str, Any]:
+    """``{name: n, **options}`` as ``build``'s keyword arguments ``name=n, **options``."""
+    section = dict(section or {"name": default})
+    return {"name": section.pop("name"), **section}
 
 
 def _build_field(field_name: str, kind: str, name: str, **options: Any) -> Any:

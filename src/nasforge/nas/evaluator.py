@@ -36,6 +36,13 @@ class Evaluator(Protocol):
 
     ``budget`` is the fidelity (e.g. epochs) a multi-fidelity scheduler asks for; evaluators
     without fidelities ignore it. Raising an exception marks the trial as failed.
+
+    Optional, and used by :func:`nasforge.search` when present: ``metrics`` (the names
+    ``evaluate`` returns, so that a wrong objective fails before anything runs),
+    ``measure(arch)`` (the metrics known without training, for constraints checked before
+    training), ``test(arch)`` (metrics added to the chosen trials at the end),
+    ``identity()`` (a JSON-able dict recorded in the journal; resuming with another is
+    refused) and ``continues_trials`` (False: a larger budget retrains from scratch).
     """
 
     def evaluate(self, arch: Arch, budget: float | None = None) -> dict[str, float]: ...
@@ -93,6 +100,10 @@ class TabularBenchmark:
                 f"architecture {k!r} is not in table {self.name!r} ({len(self._table)} rows). "
                 "HINT: check that the space's keys match the table's key column"
             ) from None
+
+    def identity(self) -> dict[str, Any]:
+        """What identifies the table (recorded in a search's journal)."""
+        return {"evaluator": "tabular", "name": self.name, "rows": len(self)}
 
     def __contains__(self, arch: object) -> bool:
         k = arch if isinstance(arch, str) else getattr(arch, "key", None)

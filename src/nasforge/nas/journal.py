@@ -53,9 +53,16 @@ class JournalContents:
 
     @property
     def unfinished(self) -> list[dict[str, Any]]:
-        """``start`` records of trials with no ``end``: running when the search stopped."""
-        ended = self.ended
-        return [r for r in self.records if r["type"] == "start" and r["number"] not in ended]
+        """``start`` records with no ``end`` after them for the same trial and budget: the
+        trials running when the search stopped."""
+        running: dict[tuple[int, Any], dict[str, Any]] = {}
+        for r in self.records:
+            key = (r["number"], r.get("budget"))
+            if r["type"] == "start":
+                running[key] = r
+            else:
+                running.pop(key, None)
+        return list(running.values())
 
 
 def read_journal(path: str | os.PathLike[str]) -> JournalContents:

@@ -32,7 +32,7 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,13 @@ from nasforge.errors import ConfigError, NasforgeError, TooManyFailuresError
 from nasforge.execution.base import Executor, TaskResult
 from nasforge.nas.evaluator import Evaluator
 from nasforge.nas.journal import Journal
-from nasforge.nas.objectives import Constraint, Objectives, parse_constraints, violations
+from nasforge.nas.objectives import (
+    Constraint,
+    Objectives,
+    check_metrics,
+    parse_constraints,
+    violations,
+)
 from nasforge.nas.result import SearchResult, Trial, TrialStatus
 from nasforge.nas.schedulers import FullBudget, Job, Scheduler
 from nasforge.registry import available, get
@@ -49,7 +55,7 @@ from nasforge.registry import build as build_plugin
 from nasforge.space.base import Arch, Space
 from nasforge.strategy.base import Strategy
 
-__all__ = ["search"]
+__all__ = ["check_setup", "search"]
 
 logger = logging.getLogger(__name__)
 
@@ -131,22 +137,19 @@ def search(
         max_consecutive_failures=max_consecutive_failures,
         deterministic=deterministic,
     )
-    top, epochs = getattr(run.scheduler, "max_budget", None), getattr(evaluator, "epochs", None)
-    if top is not None and isinstance(epochs, int) and top > epochs:
-        raise ConfigError.invalid(
-            "scheduler.max_budget",
-            top,
-            f"at most the evaluator's epochs ({epochs})",
-            hint="the evaluator's epochs is the longest a trial trains",
-        )
-    if objectives.multi and not run.strategy.multi_objective:
-        accepting = [n for n in available("strategy") if get("strategy", n).multi_objective]
-        raise ConfigError.invalid(
-            "strategy",
-            run.strategy.name,
-            f"a multi-objective strategy ({', '.join(accepting)}) for {len(objectives.names)} "
-            "objectives",
-            hint="use strategy='nsga2', or search one objective and constrain the others",
+    check_setup(
+        strategy=run.strategy,
+        scheduler=run.scheduler,
+        objectives=objectives,
+        constraints=limits,
+        metrics=getattr(evaluator, "metrics", None),
+        epochs=getattr(evaluator, "epochs", None),
+    )
+    if run.scheduler.adaptive and getattr(evaluator, "continues_trials", True) is False:
+        logger.warning(
+            "the %s scheduler promotes trials to larger budgets, but the evaluator retrains "
+            "them from scratch; give TrainEvaluator a checkpoint_dir to continue them",
+            run.scheduler.name,
         )
     identity = {
         "space": space.to_dict(),
@@ -157,6 +160,8 @@ def search(
         "seed": run.strategy.seed,
         "scheduler": run.scheduler.to_dict(),
     }
+    if callable(getattr(evaluator, "identity", None)):
+        identity["evaluator"] = evaluator.identity()
     if resume and journal is None:
         raise ConfigError.invalid("resume", resume, "False when no journal is given")
     log = Journal(journal, identity, resume=resume) if journal is not None else None
@@ -175,6 +180,39 @@ def search(
     if test and callable(getattr(evaluator, "test", None)) and not run.interrupted:
         _add_test_metrics(evaluator, result)
     return result
+
+
+def check_setup(
+    *,
+    strategy: Strategy,
+    scheduler: Scheduler,
+    objectives: Objectives,
+    constraints: Sequence[Constraint],
+    metrics: Collection[str] | None = None,
+    epochs: int | None = None,
+) -> None:
+    """The checks a search makes before it runs anything (also made by ``nasforge search``
+    before it loads data): the objectives and constraints name metrics the evaluator
+    returns (``metrics``, when known), a multi-objective search has a multi-objective
+    strategy, and the scheduler's largest budget is at most the evaluator's ``epochs``."""
+    check_metrics(metrics, objectives, constraints)
+    if objectives.multi and not strategy.multi_objective:
+        accepting = [n for n in available("strategy") if get("strategy", n).multi_objective]
+        raise ConfigError.invalid(
+            "strategy",
+            strategy.name,
+            f"a multi-objective strategy ({', '.join(accepting)}) for {len(objectives.names)} "
+            "objectives",
+            hint="use strategy='nsga2', or search one objective and constrain the others",
+        )
+    top = getattr(scheduler, "max_budget", None)
+    if top is not None and isinstance(epochs, int) and top > epochs:
+        raise ConfigError.invalid(
+            "scheduler.max_budget",
+            top,
+            f"at most the evaluator's epochs ({epochs})",
+            hint="the evaluator's epochs is the longest a trial trains",
+        )
 
 
 @dataclass
@@ -236,17 +274,12 @@ class _Search:
     # --- resume ----------------------------------------------------------------------------
     def load(self, journal: Journal) -> None:
         """Take the recorded results of a resumed journal; mark unfinished jobs interrupted."""
-        running: dict[tuple[int, float | None], dict[str, Any]] = {}
-        for r in journal.contents.records:
-            key = (r["number"], _budget_key(r.get("budget")))
+        contents = journal.contents
+        for r in contents.records:
             self.recorded_archs[r["number"]] = self.space.arch(r["arch"])
-            if r["type"] == "start":
-                running[key] = r
-                continue
-            running.pop(key, None)
-            if r["status"] != TrialStatus.INTERRUPTED.value:
-                self.recorded[key] = r
-        for r in running.values():
+            if r["type"] == "end" and r["status"] != TrialStatus.INTERRUPTED.value:
+                self.recorded[(r["number"], _budget_key(r.get("budget")))] = r
+        for r in contents.unfinished:
             journal.ended({**r, "status": TrialStatus.INTERRUPTED.value})
             logger.warning(
                 "trial %d was running when the search stopped; it will run again", r["number"]

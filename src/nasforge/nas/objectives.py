@@ -17,13 +17,13 @@ from __future__ import annotations
 import math
 import operator
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nasforge.errors import ConfigError
+from nasforge.errors import ConfigError, close_matches
 
-__all__ = ["Constraint", "Objectives"]
+__all__ = ["Constraint", "Objectives", "check_metrics"]
 
 _MODES = ("max", "min")
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -131,10 +131,14 @@ class Constraint:
 
     def holds(self, metrics: Mapping[str, float]) -> bool | None:
         """True/False, or None when ``metrics`` lacks the metric."""
-        name = "macs" if self.metric == "flops" and "flops" not in metrics else self.metric
+        name = self.source(metrics)
         if name not in metrics:
             return None
         return _OPERATORS[self.op](float(metrics[name]), self.bound)
+
+    def source(self, metrics: Collection[str]) -> str:
+        """The metric this constraint reads among ``metrics`` (``flops`` reads ``macs``)."""
+        return "macs" if self.metric == "flops" and "flops" not in metrics else self.metric
 
     def __str__(self) -> str:
         return f"{self.metric} {self.op} {self.bound:g}"
@@ -156,3 +160,31 @@ def parse_constraints(specs: Any) -> tuple[Constraint, ...]:
 def violations(constraints: Sequence[Constraint], metrics: Mapping[str, float]) -> list[str]:
     """The constraints ``metrics`` break, as text (unknown metrics are not violations)."""
     return [str(c) for c in constraints if c.holds(metrics) is False]
+
+
+def check_metrics(
+    metrics: Collection[str] | None,
+    objectives: Objectives,
+    constraints: Sequence[Constraint],
+) -> None:
+    """Refuse, before anything trains, objectives and constraints on metrics that the
+    evaluator does not produce (``metrics``: the names it returns; None: not known)."""
+    if metrics is None:
+        return
+    known = sorted(metrics)
+    for name in objectives.names:
+        if name not in metrics:
+            raise ConfigError.invalid(
+                "objective",
+                name,
+                f"one of the evaluator's metrics ({', '.join(known)})",
+                close_matches(name, known).strip() or None,
+            )
+    for constraint in constraints:
+        if constraint.source(metrics) not in metrics:
+            raise ConfigError.invalid(
+                "constraints",
+                str(constraint),
+                f"a constraint on one of the evaluator's metrics ({', '.join(known)})",
+                close_matches(constraint.metric, known).strip() or None,
+            )

@@ -101,10 +101,23 @@ class SearchResult:
         return [t for t in self.trials if t.finished and self.objective in t.metrics]
 
     @property
+    def final(self) -> list[Trial]:
+        """The finished trials measured at the largest budget any finished trial reached
+        (all finished trials without a multi-fidelity scheduler): what :attr:`best` and
+        :meth:`pareto_front` choose from, so that a trial stopped after one epoch never
+        competes with those trained in full."""
+        done = self.finished
+        budgets = [t.budget for t in done if t.budget is not None]
+        if not budgets:
+            return done
+        top = max(budgets)
+        return [t for t in done if t.budget is None or t.budget == top]
+
+    @property
     def best(self) -> Trial | None:
-        """The best finished trial by the objective (the first one on ties); None if none."""
+        """The best of :attr:`final` by the objective (the first one on ties); None if none."""
         best: Trial | None = None
-        for t in self.finished:
+        for t in self.final:
             if best is None or self._better(
                 t.metrics[self.objective], best.metrics[self.objective]
             ):
@@ -112,11 +125,11 @@ class SearchResult:
         return best
 
     def pareto_front(self) -> list[Trial]:
-        """The finished trials no other finished trial beats on every objective (at least
-        as good on all, better on one), in trial order."""
+        """The trials of :attr:`final` that no other beats on every objective (at least as
+        good on all, better on one), in trial order."""
         from nasforge.nas.pareto import pareto_front
 
-        trials = [t for t in self.trials if t.finished and self._has_objectives(t)]
+        trials = [t for t in self.final if self._has_objectives(t)]
         if not trials:
             return []
         points = [[t.metrics[o] for o in self.objectives] for t in trials]
@@ -137,10 +150,11 @@ class SearchResult:
         return all(math.isfinite(trial.metrics.get(o, math.nan)) for o in self.objectives)
 
     def best_so_far(self) -> list[float]:
-        """The best objective value after each trial (NaN until a trial finished)."""
+        """The best objective value among :attr:`final` after each trial (NaN before)."""
         out, best = [], math.nan
+        final = {t.number for t in self.final}
         for t in self.trials:
-            if t.finished and self.objective in t.metrics:
+            if t.number in final:
                 v = t.metrics[self.objective]
                 if math.isnan(best) or self._better(v, best):
                     best = v

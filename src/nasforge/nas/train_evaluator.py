@@ -202,28 +202,53 @@ class TrainEvaluator:
         self._measured: dict[str, dict[str, float]] = {}  # by arch key
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self._warm_up()
+        #: What the trials' results depend on besides the arch: a resumed search and a
+        #: reused ``checkpoint_dir`` must have the same.
+        self.settings: dict[str, Any] = {
+            "space": space.name,
+            "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes,
+            "train_size": _size(splits.train),
+            "val_size": _size(splits.val),
+            "data_sha256": _fingerprint(splits.train, splits.val),
+            "schedule_epochs": epochs if schedule is not None else None,
+            "batch_size": batch_size,
+            "optimizer": _describe(optimizer),
+            "lr": float(lr),
+            "weight_decay": float(weight_decay),
+            "momentum": float(momentum),
+            "lr_schedule": _describe(lr_schedule),
+            "label_smoothing": float(label_smoothing),
+            "grad_clip": grad_clip,
+            "seed": seed,
+        }
         if self.checkpoint_dir is not None:
-            self._check_settings(
-                {
-                    "space": space.name,
-                    "input_shape": list(self.input_shape),
-                    "num_classes": self.num_classes,
-                    "train_size": _size(splits.train),
-                    "val_size": _size(splits.val),
-                    "schedule_epochs": epochs if schedule is not None else None,
-                    "batch_size": batch_size,
-                    "optimizer": _describe(optimizer),
-                    "lr": float(lr),
-                    "weight_decay": float(weight_decay),
-                    "momentum": float(momentum),
-                    "lr_schedule": _describe(lr_schedule),
-                    "label_smoothing": float(label_smoothing),
-                    "grad_clip": grad_clip,
-                    "seed": seed,
-                }
-            )
+            self._check_settings(self.settings)
 
     # ------------------------------------------------------------------ public API
+    @staticmethod
+    def metric_names(*, latency: bool = True) -> tuple[str, ...]:
+        """The metrics :meth:`evaluate` returns (``latency_ms`` only with ``latency``)."""
+        names = ["val_acc", "val_loss", "val_f1", "train_loss", "train_acc", "params", "macs"]
+        if latency:
+            names.append("latency_ms")
+        return (*names, "epochs", "train_seconds")
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics :meth:`evaluate` returns; a search checks its objectives against them."""
+        return self.metric_names(latency=self.latency is not None)
+
+    @property
+    def continues_trials(self) -> bool:
+        """Whether a larger budget continues a trial (with ``checkpoint_dir``) rather than
+        training it again from scratch."""
+        return self.checkpoint_dir is not None
+
+    def identity(self) -> dict[str, Any]:
+        """What the metrics depend on besides the arch (recorded in a search's journal)."""
+        return {"evaluator": "train", "epochs": self.epochs, **self.settings}
+
     def evaluate(
         self, arch: Arch | Mapping[str, Any], budget: float | None = None
     ) -> dict[str, float]:
@@ -604,6 +629,18 @@ def _split(data: Any, labels: torch.Tensor, fraction: float, seed: int) -> tuple
             TensorDataset(*(t[val_idx] for t in data.tensors)),
         )
     return Subset(data, train_idx.tolist()), Subset(data, val_idx.tolist())
+
+
+def _fingerprint(*splits: Any) -> str | None:
+    """A SHA-256 of in-memory splits' tensors (None when a split is not in memory)."""
+    digest = hashlib.sha256()
+    for split in splits:
+        if not isinstance(split, TensorDataset | TensorLoader):
+            return None
+        for tensor in split.tensors:
+            digest.update(str((tuple(tensor.shape), tensor.dtype)).encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _size(split: Any) -> int | None:

@@ -446,6 +446,11 @@ class Fixed(Param):
                 f"{self.name}.value", self.value, "a string, number, boolean or None"
             )
         _check_value(f"{self.name}.value", self.value)
+        text = self.format(self.value)
+        if any(c in text for c in _FORBIDDEN):
+            raise ConfigError.invalid(
+                f"{self.name}.value", text, "a value whose text has no '|', '=' or '~'"
+            )
 
     @property
     def size(self) -> int:

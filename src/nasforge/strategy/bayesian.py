@@ -59,12 +59,19 @@ class BayesianOptimization(Strategy):
     (White, Neiswanger & Savani, AAAI 2021). The first ``n_init`` proposals are random.
     Parallel asks use the kriging believer: pending archs count as observed at the GP mean.
 
+    Several objectives (tuple scores) are handled as in ParEGO (Knowles, IEEE TEVC 2006):
+    before every proposal the objectives are normalised to [0, 1] over the results so far
+    and folded into one score with the augmented Chebyshev function under weights drawn
+    uniformly from the simplex, so successive proposals aim at different parts of the
+    Pareto front.
+
     Example::
 
         strategy = nf.build("strategy", "bayesian", space=space, seed=0, n_init=10)
     """
 
     name = "bayesian"
+    multi_objective = True
 
     def __init__(
         self,
@@ -215,12 +222,30 @@ class BayesianOptimization(Strategy):
         scored = [s for _, s in self._history if s is not None]
         if len(scored) < self.n_init:
             return self.random_unseen()
+        history = self._parego(self._history) if self._width else self._history
         # Failed and infeasible archs count as the worst result seen, so the model learns
         # to avoid their region instead of proposing more of it.
-        worst = min(scored)
-        told = [(a, worst if s is None else s) for a, s in self._history]
+        worst = min(s for _, s in history if s is not None)
+        told = [(a, worst if s is None else s) for a, s in history]
         with _single_threaded_blas():
             return self._propose_with_model(told)
+
+    def _parego(self, history: list[tuple[Arch, Score]]) -> list[tuple[Arch, float | None]]:
+        """Tuple scores folded into floats to maximise: ParEGO's augmented Chebyshev
+        function ``-(max_i w_i d_i + 0.05 * sum_i w_i d_i)`` of the normalised distances
+        ``d_i`` to the best value of each objective, with fresh random weights ``w``."""
+        values = np.array([s for _, s in history if s is not None], dtype=float)
+        low, high = values.min(0), values.max(0)
+        span = np.where(high > low, high - low, 1.0)
+        weights = self.rng.dirichlet(np.ones(values.shape[1]))
+        folded: list[tuple[Arch, float | None]] = []
+        for arch, score in history:
+            if score is None:
+                folded.append((arch, None))
+                continue
+            gap = weights * (high - np.asarray(score, dtype=float)) / span
+            folded.append((arch, -float(gap.max() + 0.05 * gap.sum())))
+        return folded
 
     def _propose_with_model(self, finished: list[tuple[Arch, float]]) -> Arch:
         scores = np.array([s for _, s in finished])

@@ -137,23 +137,29 @@ class Trainer:
         _check_positive_int("epochs", epochs)
         _check_positive_int("batch_size", batch_size)
         _check_positive_int("eval_batch_size", eval_batch_size)
-        if not (isinstance(lr, int | float) and lr > 0):
+        if not (_is_number(lr) and lr > 0):
             raise ConfigError.invalid("lr", lr, "a positive number")
-        if weight_decay < 0:
-            raise ConfigError.invalid("weight_decay", weight_decay, ">= 0")
-        if not 0 <= label_smoothing < 1:
-            raise ConfigError.invalid("label_smoothing", label_smoothing, "in [0, 1)")
-        if grad_clip is not None and grad_clip <= 0:
+        if not (_is_number(weight_decay) and weight_decay >= 0):
+            raise ConfigError.invalid("weight_decay", weight_decay, "a number >= 0")
+        if not _is_number(momentum):
+            raise ConfigError.invalid("momentum", momentum, "a number")
+        if not (_is_number(label_smoothing) and 0 <= label_smoothing < 1):
+            raise ConfigError.invalid("label_smoothing", label_smoothing, "a number in [0, 1)")
+        if grad_clip is not None and not (_is_number(grad_clip) and grad_clip > 0):
             raise ConfigError.invalid("grad_clip", grad_clip, "a positive number or None")
-        if isinstance(optimizer, str) and optimizer.lower() not in _OPTIMIZERS:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ConfigError.invalid("seed", seed, "an integer")
+        if not (_is_name_in(optimizer, _OPTIMIZERS) or callable(optimizer)):
             raise ConfigError.invalid(
                 "optimizer", optimizer, f"one of {sorted(_OPTIMIZERS)}, a class or a callable"
             )
-        if isinstance(lr_schedule, str) and lr_schedule.lower() not in _SCHEDULES:
+        if not (
+            lr_schedule is None or _is_name_in(lr_schedule, _SCHEDULES) or callable(lr_schedule)
+        ):
             raise ConfigError.invalid(
                 "lr_schedule", lr_schedule, f"one of {list(_SCHEDULES)}, a callable or None"
             )
-        if isinstance(loss, str) and loss != "cross_entropy":
+        if not (loss == "cross_entropy" or (callable(loss) and not isinstance(loss, str))):
             raise ConfigError.invalid("loss", loss, "'cross_entropy' or a callable")
         for cb in callbacks:
             if not isinstance(cb, Callback):
@@ -543,6 +549,14 @@ def _short(metrics: dict[str, float], keys: Sequence[str] | None = None) -> dict
         for k, v in metrics.items()
         if (k in keys if keys is not None else k not in ("epoch", "time"))
     }
+
+
+def _is_name_in(value: Any, names: Iterable[str]) -> bool:
+    return isinstance(value, str) and value.lower() in names
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check_positive_int(name: str, value: Any) -> None:
