@@ -23,7 +23,7 @@ Sections (one function each, so more can be added or run alone):
 
 Run::
 
-    nice -n 10 python benchmarks/compress.py                      # about 20-25 minutes
+    nice -n 10 python benchmarks/compress.py                      # about 40-45 minutes
     python benchmarks/compress.py --sections structured,int8,compose,unstructured  # ~10 min
     python benchmarks/compress.py --quick --sections structured   # smoke test
 """
@@ -367,7 +367,11 @@ def section_distill(ctx: Context) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     import distill
 
-    quick = {"short_epochs": 3, "long_epochs": 5, "teacher_epochs": 5} if ctx.args.quick else {}
+    quick = (
+        {"short_epochs": 3, "long_epochs": 5, "patient_epochs": 8, "teacher_epochs": 5}
+        if ctx.args.quick
+        else {}
+    )
     rows = distill.distill_table(  # distill.py's own defaults are the measured schedule
         seeds=2 if ctx.args.quick else ctx.args.distill_seeds,
         log=lambda message: print(message, flush=True),
@@ -392,14 +396,14 @@ def main() -> None:
         "--sections",
         default=",".join(SECTIONS),
         help=f"comma-separated, from {', '.join(SECTIONS)} (default: all; distill alone "
-        "takes ~10 minutes)",
+        "takes ~30 minutes)",
     )
     parser.add_argument("--epochs", type=int, default=8, help="baseline training epochs")
     parser.add_argument("--finetune-epochs", type=int, default=3)
     parser.add_argument("--ratio", type=float, default=0.5)
     parser.add_argument("--repeats", type=int, default=100, help="timed calls per model")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for training")
-    parser.add_argument("--distill-seeds", type=int, default=5)
+    parser.add_argument("--distill-seeds", type=int, default=10)
     parser.add_argument("--quick", action="store_true", help="1 epoch each, to smoke-test")
     args = parser.parse_args()
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]

@@ -1,14 +1,16 @@
-"""Trade accuracy against CPU latency with NSGA-II on MNIST-1D.
+"""Trade accuracy against CPU latency with NSGA-II (or ParEGO) on MNIST-1D.
 
 Two objectives, ``val_acc`` (max) and ``latency_ms`` (min): there is no single best
 architecture, so the search returns the Pareto front (no other trial is both more accurate
 and faster) and its hypervolume. The front's architectures get test scores at the end.
 Saves ``pareto.png`` when matplotlib is installed. About a minute on one CPU core (needs
-``pip install mnist1d``):
+``pip install mnist1d``); ``--strategy bayesian`` searches with ParEGO, the Gaussian
+process over a randomly weighted scalarisation of the objectives:
 
-    python examples/search_multi_objective.py
+    python examples/search_multi_objective.py [--strategy bayesian]
 """
 
+import argparse
 import tempfile
 from pathlib import Path
 
@@ -18,6 +20,9 @@ import nasforge as nf
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--strategy", choices=["nsga2", "bayesian", "random"], default="nsga2")
+    args = parser.parse_args()
     torch.set_num_threads(1)
     workdir = Path(tempfile.mkdtemp(prefix="nasforge-pareto-"))
     space = nf.build("space", "cnn", max_stages=2, channels=(8, 16, 32, 64))
@@ -34,8 +39,8 @@ def main() -> None:
     result = nf.search(
         space,
         evaluator,
-        strategy="nsga2",
-        strategy_options={"population_size": 8},
+        strategy=args.strategy,
+        strategy_options={"population_size": 8} if args.strategy == "nsga2" else None,
         budget=20,
         seed=0,
         objective=["val_acc", "latency_ms"],

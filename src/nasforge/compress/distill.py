@@ -22,14 +22,17 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from nasforge.compress.base import Compressor
+from nasforge.data.loaders import TensorLoader
 from nasforge.errors import ConfigError, close_matches
 from nasforge.registry import register
-from nasforge.train.augment import Augment, augmented
+from nasforge.train.augment import Augment, augmented, in_memory
 from nasforge.train.callbacks import Callback, TrainState
 
 if TYPE_CHECKING:
@@ -400,9 +403,12 @@ class Distiller(Compressor):
     FitNets (Romero et al. 2015) feature hints between named layers, with a learned 1x1
     adapter when the shapes differ. ``augment`` draws a new augmented view of every batch
     which teacher and student both see — with ``alpha=1`` and a long schedule this is the
-    "patient and consistent" teacher of Beyer et al. (2022); ``benchmarks/distill.py``
-    measures what each ingredient gains over a matched student trained alone.
-    ``epochs`` overrides the Trainer's for this step.
+    "patient and consistent" teacher of Beyer et al. (2022). ``unlabeled`` adds a transfer
+    set (Hinton et al. 2015): inputs without labels, shuffled in with the training data,
+    on which the student learns the teacher's outputs (their targets are the teacher's
+    top-1 labels, which only the ``1 - alpha`` task term reads). ``benchmarks/distill.py``
+    measures what each ingredient gains over a matched student trained alone. ``epochs``
+    overrides the Trainer's for this step.
 
     Example::
 
@@ -428,6 +434,7 @@ class Distiller(Compressor):
         hints: Sequence[tuple[str, str]] = (),
         hint_weight: float = 1.0,
         augment: Augment | None = None,
+        unlabeled: torch.Tensor | np.ndarray | None = None,
         cache_teacher: bool = False,
         epochs: int | None = None,
     ) -> None:
@@ -446,6 +453,7 @@ class Distiller(Compressor):
             )
         if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
             raise ConfigError.invalid("epochs", epochs, "a positive integer or None")
+        self.unlabeled = None if unlabeled is None else _transfer_set(unlabeled)
         self.teacher = teacher
         self.mode = mode
         self.temperature = float(temperature)
@@ -470,23 +478,85 @@ class Distiller(Compressor):
         )
         self.callback = callback
         train_data = None
-        if self.augment is not None:
+        if self.augment is not None or self.unlabeled is not None:
             if trainer.train_data is None:
                 raise ConfigError(
                     "distill needs training data. HINT: pass it to Trainer(train_data, ...)",
                     field="train_data",
                 )
-            train_data = augmented(
-                trainer.train_data, self.augment, batch_size=trainer.batch_size, seed=trainer.seed
-            )
+            purpose = "to augment" if self.unlabeled is None else "to add a transfer set to"
+            x, y = in_memory(trainer.train_data, purpose)
+            if self.unlabeled is not None:
+                x, y = self._add_transfer_set(x, y, trainer)
+            if self.augment is not None:
+                train_data = augmented(
+                    (x, y), self.augment, batch_size=trainer.batch_size, seed=trainer.seed
+                )
+            else:
+                train_data = TensorLoader(
+                    x, y, batch_size=trainer.batch_size, shuffle=True, seed=trainer.seed
+                )
         try:
             trainer.fit(model, train_data, epochs=self.epochs, callbacks=[callback])
         finally:
             callback.close()
         return model
 
+    def _add_transfer_set(
+        self, x: torch.Tensor, y: torch.Tensor, trainer: Trainer
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training data with the transfer set appended, labelled by the teacher."""
+        unlabeled = self.unlabeled
+        assert unlabeled is not None
+        if tuple(unlabeled.shape[1:]) != tuple(x.shape[1:]):
+            raise ConfigError.invalid(
+                "unlabeled",
+                f"samples of shape {tuple(unlabeled.shape[1:])}",
+                f"samples shaped like the training inputs, {tuple(x.shape[1:])}",
+            )
+        if y.dtype != torch.long or y.dim() != 1:
+            raise ConfigError.invalid(
+                "unlabeled",
+                f"training targets of dtype {y.dtype} and shape {tuple(y.shape)}",
+                "integer class labels (N,) in the training data, to add a transfer set to",
+            )
+        was_training = self.teacher.training
+        self.teacher.to(trainer.device).eval()
+        with torch.no_grad():
+            labels = torch.cat(
+                [
+                    self.teacher(chunk.to(trainer.device)).argmax(1).cpu()
+                    for chunk in unlabeled.split(trainer.eval_batch_size)
+                ]
+            )
+        self.teacher.train(was_training)
+        logger.info("transfer set: %d unlabelled samples labelled by the teacher", len(labels))
+        return torch.cat([x, unlabeled.to(x.dtype)]), torch.cat([y, labels.to(y.device)])
+
     def __repr__(self) -> str:
+        transfer = None if self.unlabeled is None else len(self.unlabeled)
         return (
             f"Distiller(mode={self.mode!r}, temperature={self.temperature}, alpha={self.alpha}, "
-            f"hints={self.hints!r}, augment={self.augment!r}, epochs={self.epochs})"
+            f"hints={self.hints!r}, augment={self.augment!r}, unlabeled={transfer}, "
+            f"epochs={self.epochs})"
         )
+
+
+def _transfer_set(unlabeled: Any) -> torch.Tensor:
+    """The ``unlabeled`` inputs as a float tensor ``(N, ...)``; a clear error otherwise."""
+    if isinstance(unlabeled, TensorDataset):
+        unlabeled = unlabeled.tensors[0]
+    if not isinstance(unlabeled, torch.Tensor | np.ndarray):
+        raise ConfigError.invalid(
+            "unlabeled",
+            type(unlabeled).__name__,
+            "inputs without labels: a tensor or numpy array (N, ...), or a TensorDataset",
+        )
+    tensor = torch.as_tensor(unlabeled)
+    if tensor.dim() < 2 or len(tensor) == 0 or not tensor.is_floating_point():
+        raise ConfigError.invalid(
+            "unlabeled",
+            f"{tensor.dtype} of shape {tuple(tensor.shape)}",
+            "a non-empty float array of inputs (N, ...) shaped like the training samples",
+        )
+    return tensor.float()

@@ -17,8 +17,9 @@
     max_consecutive_failures: 10
 
 ``training`` takes the :class:`~nasforge.nas.train_evaluator.TrainEvaluator` options.
-Every field is checked, and every plugin built, before anything trains; errors name the
-field (``strategy.options.population_size``) and unknown fields are errors.
+Every field is checked, and every plugin built, before the data loads or anything is
+written (:func:`check_config`); errors name the field (``strategy.options.population_size``)
+and unknown fields are errors.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from nasforge.space.base import Space
 __all__ = [
     "SearchConfig",
     "build_evaluator",
+    "check_config",
     "load_search_config",
     "run_search",
     "space_from_config",

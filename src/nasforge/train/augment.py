@@ -39,6 +39,7 @@ __all__ = [
     "RandomScale",
     "RandomShift",
     "augmented",
+    "in_memory",
 ]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -224,16 +225,24 @@ def augmented(
     data: DataLike, transform: Augment, *, batch_size: int = 64, seed: int = 0
 ) -> AugmentedLoader:
     """Wrap in-memory training data (``(x, y)``, a ``TensorDataset`` or ``TensorLoader``)."""
-    tensors: Any
+    return AugmentedLoader(
+        *in_memory(data, "to augment"), transform=transform, batch_size=batch_size, seed=seed
+    )
+
+
+def in_memory(data: DataLike, purpose: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``(inputs, targets)`` tensors of in-memory training data (``(x, y)``, a
+    ``TensorDataset`` or a ``TensorLoader``); ``purpose`` says why, for the error."""
+    tensors: Any = None
     if isinstance(data, TensorLoader | TensorDataset):
         tensors = data.tensors
     elif isinstance(data, tuple | list) and len(data) == 2:
         tensors = tuple(torch.as_tensor(t) for t in data)
-    else:
+    if tensors is None or len(tensors) != 2:
         raise ConfigError.invalid(
             "train_data",
             type(data).__name__,
-            "in-memory data to augment: (inputs, targets), a TensorDataset or a TensorLoader",
+            f"in-memory data {purpose}: (inputs, targets), a TensorDataset or a TensorLoader",
             "augment inside your own Dataset/DataLoader instead, and leave augment=None",
         )
-    return AugmentedLoader(*tensors, transform=transform, batch_size=batch_size, seed=seed)
+    return tensors[0], tensors[1]
