@@ -4,11 +4,12 @@ The same digits, handed over in three forms a user is likely to have:
 
 1. feature vectors in numpy arrays ``(N, 64)`` -> the ``mlp`` space;
 2. the same vectors read as 1-D signals of length 64 -> the ``cnn`` space (it adds a
-   channel axis in front of the model, so the model still takes ``(N, 64)``);
+   channel axis in front of the model, so the model still takes ``(N, 64)``; a flattened
+   image makes a poor signal, so expect lower accuracy: this shows the form, not a recipe);
 3. images ``(N, 1, 8, 8)`` in a ``DataLoader`` for training and a ``TensorDataset`` for
    validation -> the ``cnn`` space, with 2-D convolutions.
 
-Runs in about a minute on two CPU cores:
+Runs in about ten seconds on two CPU cores:
 
     python examples/search_your_data.py
 """

@@ -326,3 +326,12 @@ def test_bad_budget(budget, mlp):
 def test_numpy_budget_is_accepted(mlp):
     evaluator = _evaluator(mlp, _data(), epochs=1)
     assert evaluator.evaluate(mlp.sample(seed=0), budget=np.int64(1))["epochs"] == 1.0
+
+
+def test_a_search_on_data_without_a_test_split_skips_the_test(mlp):
+    bundle = _data()
+    data = (bundle.train.tensors, bundle.val.tensors)  # no test split
+    evaluator = _evaluator(mlp, data, epochs=1)
+    assert not evaluator.has_test and _evaluator(mlp, bundle).has_test
+    result = nf.search(mlp, evaluator, strategy="random", budget=2, progress=False)
+    assert result.best is not None and "test_acc" not in result.best.metrics

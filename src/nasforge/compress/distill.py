@@ -434,7 +434,7 @@ class Distiller(Compressor):
         hints: Sequence[tuple[str, str]] = (),
         hint_weight: float = 1.0,
         augment: Augment | None = None,
-        unlabeled: torch.Tensor | np.ndarray | None = None,
+        unlabeled: torch.Tensor | np.ndarray | TensorDataset | None = None,
         cache_teacher: bool = False,
         epochs: int | None = None,
     ) -> None:

@@ -40,7 +40,8 @@ class Evaluator(Protocol):
     Optional, and used by :func:`nasforge.search` when present: ``metrics`` (the names
     ``evaluate`` returns, so that a wrong objective fails before anything runs),
     ``measure(arch)`` (the metrics known without training, for constraints checked before
-    training), ``test(arch)`` (metrics added to the chosen trials at the end),
+    training), ``test(arch)`` (metrics added to the chosen trials at the end, when
+    ``has_test`` is not False),
     ``identity()`` (a JSON-able dict recorded in the journal; resuming with another is
     refused) and ``continues_trials`` (False: a larger budget retrains from scratch).
     """

@@ -107,8 +107,9 @@ def search(
       the executor's timeout is recorded as failed and the search goes on; after
       ``max_consecutive_failures`` failures in a row it stops with
       :class:`~nasforge.TooManyFailuresError` (None: never).
-    - ``test``: when the evaluator has ``test(arch)``, add its metrics to the best trial
-      (all Pareto-optimal trials when there are several objectives) at the end.
+    - ``test``: when the evaluator has ``test(arch)`` (and test data: ``has_test``), add
+      its metrics to the best trial (all Pareto-optimal trials when there are several
+      objectives) at the end.
 
     Ctrl-C stops the search, marks running trials interrupted and returns what was found.
     """
@@ -178,7 +179,10 @@ def search(
             log.close()
     result = run.result()
     if test and callable(getattr(evaluator, "test", None)) and not run.interrupted:
-        _add_test_metrics(evaluator, result)
+        if getattr(evaluator, "has_test", True):
+            _add_test_metrics(evaluator, result)
+        else:
+            logger.info("the evaluator has no test data: no test metrics for the chosen trials")
     return result
 
 

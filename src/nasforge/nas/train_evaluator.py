@@ -240,6 +240,11 @@ class TrainEvaluator:
         return self.metric_names(latency=self.latency is not None)
 
     @property
+    def has_test(self) -> bool:
+        """Whether the data has a test split, so that :meth:`test` can score an arch."""
+        return self.trainer.test_data is not None
+
+    @property
     def continues_trials(self) -> bool:
         """Whether a larger budget continues a trial (with ``checkpoint_dir``) rather than
         training it again from scratch."""
