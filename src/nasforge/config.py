@@ -6,13 +6,14 @@ Configs are read with ``yaml.safe_load`` (no Python objects from YAML), and ever
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 from nasforge.errors import ConfigError, close_matches
 
-__all__ = ["check_fields", "kwargs", "named", "read_yaml"]
+__all__ = ["check_fields", "is_number", "kwargs", "named", "read_yaml"]
 
 
 def read_yaml(source: str | os.PathLike[str] | dict[str, Any]) -> tuple[Any, Path]:
@@ -57,6 +58,11 @@ def named(section: Any, name: str) -> tuple[str, dict[str, Any]]:
     if not isinstance(value, str):
         raise ConfigError.invalid(f"{name}.name", value, "a name string")
     return value, section
+
+
+def is_number(value: Any) -> bool:
+    """Whether ``value`` is a finite int or float (booleans are not numbers here)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def kwargs(value: Any, name: str) -> dict[str, Any]:

@@ -12,7 +12,6 @@ worker, and collects results with :meth:`Executor.wait`.
 from __future__ import annotations
 
 import enum
-import math
 import sys
 import time
 import traceback
@@ -21,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nasforge.config import is_number
 from nasforge.errors import ConfigError
 
 
@@ -54,12 +54,7 @@ class Executor(ABC):
     def __init__(self, *, workers: int = 1, timeout: float | None = None) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ConfigError.invalid("executor.workers", workers, "a positive integer")
-        if timeout is not None and not (
-            isinstance(timeout, int | float)
-            and not isinstance(timeout, bool)
-            and math.isfinite(timeout)
-            and timeout > 0
-        ):
+        if timeout is not None and not (is_number(timeout) and timeout > 0):
             raise ConfigError.invalid(
                 "executor.timeout", timeout, "a positive number of seconds or None"
             )

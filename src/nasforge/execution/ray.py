@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from nasforge.config import is_number
 from nasforge.errors import ConfigError, MissingDependencyError
 from nasforge.execution.base import (
     Executor,
@@ -55,9 +56,9 @@ class RayExecutor(Executor):
         init_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(workers=workers, timeout=timeout)
-        if not (_is_number(cpus_per_trial) and cpus_per_trial > 0):
+        if not (is_number(cpus_per_trial) and cpus_per_trial > 0):
             raise ConfigError.invalid("executor.cpus_per_trial", cpus_per_trial, "a number > 0")
-        if not (_is_number(gpus_per_trial) and gpus_per_trial >= 0):
+        if not (is_number(gpus_per_trial) and gpus_per_trial >= 0):
             raise ConfigError.invalid("executor.gpus_per_trial", gpus_per_trial, "a number >= 0")
         if address is not None and not isinstance(address, str):
             raise ConfigError.invalid(
@@ -175,10 +176,6 @@ class RayExecutor(Executor):
                     )
                 )
         return expired
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _ray_task(fn: Callable[..., Any], threads: int, *args: Any) -> tuple[str, Any]:

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from nasforge.config import is_number
 from nasforge.errors import ConfigError
 from nasforge.registry import register
 
@@ -167,12 +168,7 @@ class _Brackets(Scheduler):
 
     def __init__(self, *, min_budget: float, max_budget: float, eta: int = 3) -> None:
         for name, value in (("min_budget", min_budget), ("max_budget", max_budget)):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or value <= 0
-            ):
+            if not (is_number(value) and value > 0):
                 raise ConfigError.invalid(f"scheduler.{name}", value, "a positive number")
         if max_budget < min_budget:
             raise ConfigError.invalid(

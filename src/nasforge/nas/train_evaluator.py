@@ -32,6 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset, TensorDataset
 
 from nasforge._seed import seed_everything
+from nasforge.config import is_number
 from nasforge.data.bundle import DataBundle, load_dataset, stratified_split
 from nasforge.data.loaders import TensorLoader
 from nasforge.errors import CheckpointError, ConfigError
@@ -148,7 +149,7 @@ class TrainEvaluator:
             )
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ConfigError.invalid("seed", seed, "a non-negative integer")
-        if not (_is_real(val_fraction) and 0 < val_fraction < 1):
+        if not (is_number(val_fraction) and 0 < val_fraction < 1):
             raise ConfigError.invalid("val_fraction", val_fraction, "a fraction in (0, 1)")
         for name, value in (
             ("lr", lr),
@@ -156,7 +157,7 @@ class TrainEvaluator:
             ("momentum", momentum),
             ("label_smoothing", label_smoothing),
         ):
-            if not _is_real(value):
+            if not is_number(value):
                 raise ConfigError.invalid(name, value, "a number")
         if isinstance(lr_schedule, str) and lr_schedule.lower() not in ("none", "cosine", "step"):
             raise ConfigError.invalid(
@@ -347,9 +348,10 @@ class TrainEvaluator:
 
         The first ``optimizer.step()`` of a process imports more of PyTorch (about a second
         for ``torch._dynamo``); a worker forked by the process executor inherits what this
-        process has imported, so without this every trial would pay it again.
+        process has imported, so without this every trial would pay it again. The weight is
+        float64 so that no valid learning rate, however large, overflows the step.
         """
-        weight = nn.Parameter(torch.zeros(1))
+        weight = nn.Parameter(torch.zeros(1, dtype=torch.float64))
         optimizer = self.trainer._make_optimizer(nn.ParameterList([weight]))
         weight.sum().backward()
         optimizer.step()
@@ -458,10 +460,6 @@ class TrainEvaluator:
 
 
 # ---------------------------------------------------------------------- options
-def _is_real(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _latency_options(latency: Any) -> LatencyOptions | None:
     if latency is None or latency is False:
         return None

@@ -11,6 +11,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from nasforge.config import is_number
 from nasforge.errors import ConfigError
 from nasforge.registry import register
 from nasforge.space.base import Arch, Space
@@ -196,14 +197,14 @@ class MLPSpace(Space):
         max_dropout: float = 0.5,
         norms: Sequence[str] = ("none", "batch", "layer"),
     ) -> None:
-        if not isinstance(max_depth, int) or not 1 <= max_depth <= 32:
+        if not _is_int(max_depth) or not 1 <= max_depth <= 32:
             raise ConfigError.invalid("mlp.max_depth", max_depth, "an integer in [1, 32]")
-        if not isinstance(max_dropout, int | float) or not 0 <= max_dropout < 1:
+        if not is_number(max_dropout) or not 0 <= max_dropout < 1:
             raise ConfigError.invalid("mlp.max_dropout", max_dropout, "a number in [0, 1)")
         _check_subset("mlp.activations", activations, _activations())
         _check_subset("mlp.norms", norms, ("none", "batch", "layer"))
-        if not _int_list(widths):
-            raise ConfigError.invalid("mlp.widths", widths, "a list of positive integers")
+        if not _int_list(widths) or _repeats(widths):
+            raise ConfigError.invalid("mlp.widths", widths, "a list of distinct positive integers")
         params: list[Any] = [IntRange("depth", 1, max_depth)]
         for i in range(1, max_depth + 1):
             when = {"depth": list(range(i, max_depth + 1))} if i > 1 else None
@@ -265,14 +266,18 @@ class CNNSpace(Space):
         max_blocks: int = 3,
         poolings: Sequence[str] = ("max", "avg"),
     ) -> None:
-        if not isinstance(max_stages, int) or not 1 <= max_stages <= 16:
+        if not _is_int(max_stages) or not 1 <= max_stages <= 16:
             raise ConfigError.invalid("cnn.max_stages", max_stages, "an integer in [1, 16]")
-        if not isinstance(max_blocks, int) or not 1 <= max_blocks <= 16:
+        if not _is_int(max_blocks) or not 1 <= max_blocks <= 16:
             raise ConfigError.invalid("cnn.max_blocks", max_blocks, "an integer in [1, 16]")
-        if not _int_list(kernels) or any(k % 2 == 0 for k in kernels):
-            raise ConfigError.invalid("cnn.kernels", kernels, "a list of odd positive integers")
-        if not _int_list(channels):
-            raise ConfigError.invalid("cnn.channels", channels, "a list of positive integers")
+        if not _int_list(kernels) or any(k % 2 == 0 for k in kernels) or _repeats(kernels):
+            raise ConfigError.invalid(
+                "cnn.kernels", kernels, "a list of distinct odd positive integers"
+            )
+        if not _int_list(channels) or _repeats(channels):
+            raise ConfigError.invalid(
+                "cnn.channels", channels, "a list of distinct positive integers"
+            )
         _check_subset("cnn.poolings", poolings, ("max", "avg"))
         params: list[Any] = [IntRange("stages", 1, max_stages)]
         for i in range(1, max_stages + 1):
@@ -305,22 +310,37 @@ def _activations() -> tuple[str, ...]:
     return ("relu", "gelu", "silu", "tanh", "elu", "leaky_relu")
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _int_list(values: Any) -> bool:
     """A non-empty list or tuple of positive integers."""
     return (
         isinstance(values, list | tuple)
         and bool(values)
-        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values)
+        and all(_is_int(v) and v >= 1 for v in values)
     )
 
 
+def _repeats(values: Sequence[Any]) -> bool:
+    return len(set(values)) != len(values)
+
+
 def _check_subset(field: str, values: Sequence[str], allowed: Sequence[str]) -> None:
-    if not isinstance(values, list | tuple) or not values or any(v not in allowed for v in values):
-        raise ConfigError.invalid(field, values, f"a non-empty list drawn from {list(allowed)}")
+    if (
+        not isinstance(values, list | tuple)
+        or not values
+        or any(v not in allowed for v in values)
+        or _repeats(values)
+    ):
+        raise ConfigError.invalid(
+            field, values, f"a non-empty list of distinct values drawn from {list(allowed)}"
+        )
 
 
 def _check_positive(field: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not _is_int(value) or value < 1:
         raise ConfigError.invalid(field, value, "a positive integer")
 
 

@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from nasforge._seed import seed_everything
+from nasforge.config import is_number
 from nasforge.data.bundle import DataBundle
 from nasforge.data.loaders import DataLike, TensorLoader, as_loader
 from nasforge.errors import ConfigError, TrainingDivergedError, close_matches
@@ -137,15 +138,15 @@ class Trainer:
         _check_positive_int("epochs", epochs)
         _check_positive_int("batch_size", batch_size)
         _check_positive_int("eval_batch_size", eval_batch_size)
-        if not (_is_number(lr) and lr > 0):
+        if not (is_number(lr) and lr > 0):
             raise ConfigError.invalid("lr", lr, "a positive number")
-        if not (_is_number(weight_decay) and weight_decay >= 0):
+        if not (is_number(weight_decay) and weight_decay >= 0):
             raise ConfigError.invalid("weight_decay", weight_decay, "a number >= 0")
-        if not _is_number(momentum):
+        if not is_number(momentum):
             raise ConfigError.invalid("momentum", momentum, "a number")
-        if not (_is_number(label_smoothing) and 0 <= label_smoothing < 1):
+        if not (is_number(label_smoothing) and 0 <= label_smoothing < 1):
             raise ConfigError.invalid("label_smoothing", label_smoothing, "a number in [0, 1)")
-        if grad_clip is not None and not (_is_number(grad_clip) and grad_clip > 0):
+        if grad_clip is not None and not (is_number(grad_clip) and grad_clip > 0):
             raise ConfigError.invalid("grad_clip", grad_clip, "a positive number or None")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ConfigError.invalid("seed", seed, "an integer")
@@ -553,10 +554,6 @@ def _short(metrics: dict[str, float], keys: Sequence[str] | None = None) -> dict
 
 def _is_name_in(value: Any, names: Iterable[str]) -> bool:
     return isinstance(value, str) and value.lower() in names
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check_positive_int(name: str, value: Any) -> None:
