@@ -396,7 +396,7 @@ def main() -> None:
         "--sections",
         default=",".join(SECTIONS),
         help=f"comma-separated, from {', '.join(SECTIONS)} (default: all; distill alone "
-        "takes ~30 minutes)",
+        "takes 35-50 minutes)",
     )
     parser.add_argument("--epochs", type=int, default=8, help="baseline training epochs")
     parser.add_argument("--finetune-epochs", type=int, default=3)

@@ -73,8 +73,8 @@ def main() -> None:
 
     # Unlabelled signals: the generator with another seed; their labels are dropped.
     more = nf.load_dataset(
-        "mnist1d", num_samples=16_100, test_fraction=0.01, val_fraction=0.0, seed=1234
-    )
+        "mnist1d", num_samples=16_200, test_fraction=0.01, val_fraction=0.0, seed=1234
+    )  # 1% of the signals go to the (unused) test split
     unlabelled = more.train.tensors[0][:16_000]
     steps_per_epoch = (len(x) + len(unlabelled)) / len(x)
     with_transfer = cnn1d(16, seed=1)
