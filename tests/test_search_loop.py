@@ -134,6 +134,13 @@ def test_hyperband_runs_its_brackets_in_turn():
     assert epochs == (9 + 9 + 9) + (15 + 9) + 27
 
 
+@pytest.mark.parametrize("min_budget", [1.1e-308, 1e-12])
+def test_brackets_refuse_absurdly_many_halvings(min_budget):
+    with pytest.raises(nf.ConfigError, match=r"scheduler\.min_budget.*at most 30 halvings"):
+        nf.Hyperband(min_budget=min_budget, max_budget=2, eta=2)
+    assert nf.SuccessiveHalving(min_budget=2**-29, max_budget=2, eta=2).s_max == 30
+
+
 def test_process_executor_gives_the_serial_results():
     serial = run(Toy(), budget=8, seed=5)
     parallel = run(Toy(), budget=8, seed=5, executor={"name": "process", "workers": 2})

@@ -163,6 +163,9 @@ class _Bracket:
         return [scored[j] for j in order[:keep]]
 
 
+MAX_HALVINGS = 30  # a bracket of eta**30 trials is already far beyond any search
+
+
 class _Brackets(Scheduler):
     """Shared machinery: brackets opened in a fixed cycle, older brackets served first."""
 
@@ -181,7 +184,17 @@ class _Brackets(Scheduler):
         self.eta = eta
         self.integral = isinstance(min_budget, int) and isinstance(max_budget, int)
         #: rungs above the lowest: the largest s with min_budget * eta**s <= max_budget
-        self.s_max = math.floor(math.log(max_budget / min_budget, eta) + 1e-9)
+        self.s_max = math.floor(
+            (math.log(max_budget) - math.log(min_budget)) / math.log(eta) + 1e-9
+        )
+        if self.s_max > MAX_HALVINGS:
+            raise ConfigError.invalid(
+                "scheduler.min_budget",
+                min_budget,
+                f"at least max_budget / eta**{MAX_HALVINGS} (at most {MAX_HALVINGS} halvings)",
+                f"with max_budget={max_budget} and eta={eta}, a bracket would start "
+                f"{eta}**{self.s_max} trials",
+            )
         self._brackets: list[_Bracket] = []
         self._owner: dict[int, _Bracket] = {}
         self._opened = 0
