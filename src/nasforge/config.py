@@ -13,7 +13,7 @@ from typing import Any
 
 from nasforge.errors import ConfigError, close_matches
 
-__all__ = ["check_fields", "is_number", "kwargs", "named", "read_yaml"]
+__all__ = ["check_fields", "is_int", "is_number", "kwargs", "named", "read_yaml"]
 
 
 def read_yaml(source: str | os.PathLike[str] | dict[str, Any]) -> tuple[Any, Path]:
@@ -58,6 +58,11 @@ def named(section: Any, name: str) -> tuple[str, dict[str, Any]]:
     if not isinstance(value, str):
         raise ConfigError.invalid(f"{name}.name", value, "a name string")
     return value, section
+
+
+def is_int(value: Any) -> bool:
+    """Whether ``value`` is an int (booleans are not integers here)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def is_number(value: Any) -> bool:

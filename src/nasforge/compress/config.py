@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from nasforge import registry
-from nasforge.config import check_fields, kwargs, named, read_yaml
+from nasforge.config import check_fields, is_int, kwargs, named, read_yaml
 from nasforge.errors import CheckpointError, ConfigError, close_matches
 
 __all__ = ["CompressConfig", "load_config", "run_compress"]
@@ -82,7 +82,7 @@ def load_config(source: str | os.PathLike[str] | dict[str, Any]) -> CompressConf
     data_name, data = named(raw["data"], "data")
     check_fields(data, "data", _DATA_KEYS)
     train_epochs = model.get("train_epochs", 0)
-    if not isinstance(train_epochs, int) or isinstance(train_epochs, bool) or train_epochs < 0:
+    if not is_int(train_epochs) or train_epochs < 0:
         raise ConfigError.invalid("model.train_epochs", train_epochs, "an integer >= 0")
     state_dict = model.get("state_dict")
     if state_dict is not None and not isinstance(state_dict, str):

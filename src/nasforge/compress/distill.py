@@ -32,7 +32,7 @@ from nasforge.compress.base import Compressor
 from nasforge.data.loaders import TensorLoader
 from nasforge.errors import ConfigError, close_matches
 from nasforge.registry import register
-from nasforge.train.augment import Augment, augmented, in_memory
+from nasforge.train.augment import Augment, AugmentedLoader, in_memory
 from nasforge.train.callbacks import Callback, TrainState
 
 if TYPE_CHECKING:
@@ -489,8 +489,8 @@ class Distiller(Compressor):
             if self.unlabeled is not None:
                 x, y = self._add_transfer_set(x, y, trainer)
             if self.augment is not None:
-                train_data = augmented(
-                    (x, y), self.augment, batch_size=trainer.batch_size, seed=trainer.seed
+                train_data = AugmentedLoader(
+                    x, y, transform=self.augment, batch_size=trainer.batch_size, seed=trainer.seed
                 )
             else:
                 train_data = TensorLoader(

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 from importlib import resources
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from nasforge.config import is_int
 from nasforge.data.bundle import DataBundle, stratified_split
 from nasforge.errors import ConfigError, MissingDependencyError
 from nasforge.registry import register
@@ -45,10 +45,6 @@ def _bundle(
 _MAX_SYNTHETIC_VALUES = 10**8
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _check_fraction(name: str, value: float) -> None:
     if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < 1:
         raise ConfigError.invalid(name, value, "a fraction in [0, 1)")
@@ -69,13 +65,13 @@ def digits(
     ``channels`` is 1 or 3 (grey repeated), and the stratified train/val/test split is
     drawn with ``seed``. Pixels are scaled to [0, 1].
     """
-    if not _is_int(size) or size < 8:
+    if not is_int(size) or size < 8:
         raise ConfigError.invalid("digits.size", size, "an integer >= 8 (native size is 8)")
-    if not _is_int(channels) or channels not in (1, 3):
+    if not is_int(channels) or channels not in (1, 3):
         raise ConfigError.invalid("digits.channels", channels, "1 or 3")
     _check_fraction("digits.val_fraction", val_fraction)
     _check_fraction("digits.test_fraction", test_fraction)
-    if not _is_int(seed) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ConfigError.invalid("digits.seed", seed, "a non-negative integer")
     with resources.files("nasforge.data").joinpath("digits.npz").open("rb") as fh:
         raw = np.load(fh)
@@ -112,12 +108,12 @@ def mnist1d(
         raise MissingDependencyError(
             "mnist1d", purpose="to generate the MNIST-1D dataset"
         ) from None
-    if not _is_int(num_samples) or num_samples < 100:
+    if not is_int(num_samples) or num_samples < 100:
         raise ConfigError.invalid("mnist1d.num_samples", num_samples, "an integer >= 100")
     _check_fraction("mnist1d.test_fraction", test_fraction)
     _check_fraction("mnist1d.val_fraction", val_fraction)
     for name, value in (("seed", seed), ("split_seed", split_seed)):
-        if not _is_int(value) or value < 0:
+        if not is_int(value) or value < 0:
             raise ConfigError.invalid(f"mnist1d.{name}", value, "a non-negative integer")
     args = get_dataset_args()
     args.num_samples = num_samples
@@ -162,15 +158,15 @@ def synthetic(
     if (
         not isinstance(input_shape, tuple | list)
         or not input_shape
-        or not all(_is_int(d) and d >= 1 for d in input_shape)
+        or not all(is_int(d) and d >= 1 for d in input_shape)
     ):
         raise ConfigError.invalid(
             "synthetic.input_shape", input_shape, "a list of positive integers"
         )
     shape = tuple(int(d) for d in input_shape)
-    if not _is_int(num_classes) or num_classes < 2:
+    if not is_int(num_classes) or num_classes < 2:
         raise ConfigError.invalid("synthetic.num_classes", num_classes, "an integer >= 2")
-    if not _is_int(num_samples) or num_samples < 2 * num_classes:
+    if not is_int(num_samples) or num_samples < 2 * num_classes:
         raise ConfigError.invalid(
             "synthetic.num_samples",
             num_samples,
@@ -185,7 +181,7 @@ def synthetic(
         )
     if not isinstance(noise, int | float) or isinstance(noise, bool) or not noise >= 0:
         raise ConfigError.invalid("synthetic.noise", noise, "a number >= 0")
-    if not _is_int(seed) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ConfigError.invalid("synthetic.seed", seed, "a non-negative integer")
     _check_fraction("synthetic.val_fraction", val_fraction)
     _check_fraction("synthetic.test_fraction", test_fraction)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from nasforge.config import is_number
+from nasforge.config import is_int, is_number
 from nasforge.errors import ConfigError
 
 
@@ -52,7 +52,7 @@ class Executor(ABC):
     """Runs tasks; ``workers`` of them at a time."""
 
     def __init__(self, *, workers: int = 1, timeout: float | None = None) -> None:
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        if not is_int(workers) or workers < 1:
             raise ConfigError.invalid("executor.workers", workers, "a positive integer")
         if timeout is not None and not (is_number(timeout) and timeout > 0):
             raise ConfigError.invalid(

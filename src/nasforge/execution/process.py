@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from nasforge.config import is_int
 from nasforge.errors import ConfigError
 from nasforge.execution.base import (
     Executor,
@@ -67,11 +68,7 @@ class ProcessExecutor(Executor):
             raise ConfigError.invalid("executor.start_method", start_method, f"one of {supported}")
         if threads_per_worker is None:
             threads_per_worker = max(1, (os.cpu_count() or 1) // workers)
-        if (
-            isinstance(threads_per_worker, bool)
-            or not isinstance(threads_per_worker, int)
-            or threads_per_worker < 1
-        ):
+        if not is_int(threads_per_worker) or threads_per_worker < 1:
             raise ConfigError.invalid(
                 "executor.threads_per_worker", threads_per_worker, "a positive integer"
             )

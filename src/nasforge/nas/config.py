@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from nasforge import registry
-from nasforge.config import check_fields, kwargs, named, read_yaml
+from nasforge.config import check_fields, is_int, kwargs, named, read_yaml
 from nasforge.errors import ConfigError, MissingDependencyError, NasforgeError, close_matches
 from nasforge.nas.objectives import Objectives, parse_constraints
 from nasforge.nas.result import SearchResult
@@ -120,7 +120,7 @@ def load_search_config(source: str | os.PathLike[str] | dict[str, Any]) -> Searc
             )
     budget = _count(raw["budget"], "budget")
     seed = raw.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ConfigError.invalid("seed", seed, "a non-negative integer")
     objectives = Objectives.parse(raw.get("objective", "val_acc"), raw.get("mode", "max"))
     constraints = tuple(str(c) for c in parse_constraints(raw.get("constraints")))
@@ -299,7 +299,7 @@ def _journal_path(config: SearchConfig, out: Path) -> Path | None:
 
 
 def _count(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_int(value) or value < 1:
         raise ConfigError.invalid(name, value, "a positive integer")
     return value
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nasforge.config import is_int
 from nasforge.errors import ConfigError, NasforgeError, TooManyFailuresError
 from nasforge.execution.base import Executor, TaskResult
 from nasforge.nas.evaluator import Evaluator
@@ -596,7 +597,7 @@ def _make_plugin(kind: str, spec: Any, base: type, default: type | None) -> Any:
 
 
 def _check_count(name: str, value: Any, expected: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_int(value) or value < 1:
         raise ConfigError.invalid(name, value, expected)
 
 

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nasforge.config import is_number
+from nasforge.config import is_int, is_number
 from nasforge.errors import ConfigError
 from nasforge.registry import register
 
@@ -177,7 +177,7 @@ class _Brackets(Scheduler):
             raise ConfigError.invalid(
                 "scheduler.max_budget", max_budget, f">= min_budget ({min_budget})"
             )
-        if isinstance(eta, bool) or not isinstance(eta, int) or eta < 2:
+        if not is_int(eta) or eta < 2:
             raise ConfigError.invalid("scheduler.eta", eta, "an integer >= 2")
         self.min_budget = min_budget
         self.max_budget = max_budget
@@ -272,9 +272,7 @@ class SuccessiveHalving(_Brackets):
         bracket_size: int | None = None,
     ) -> None:
         super().__init__(min_budget=min_budget, max_budget=max_budget, eta=eta)
-        if bracket_size is not None and (
-            isinstance(bracket_size, bool) or not isinstance(bracket_size, int) or bracket_size < 1
-        ):
+        if bracket_size is not None and (not is_int(bracket_size) or bracket_size < 1):
             raise ConfigError.invalid("scheduler.bracket_size", bracket_size, "a positive integer")
         self.bracket_size = bracket_size
 

@@ -32,7 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset, TensorDataset
 
 from nasforge._seed import seed_everything
-from nasforge.config import is_number
+from nasforge.config import is_int, is_number
 from nasforge.data.bundle import DataBundle, load_dataset, stratified_split
 from nasforge.data.loaders import TensorLoader
 from nasforge.errors import CheckpointError, ConfigError
@@ -64,12 +64,10 @@ class LatencyOptions:
     def __post_init__(self) -> None:
         for name, low in (("batch_size", 1), ("warmup", 0), ("repeats", 1)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            if not is_int(value) or value < low:
                 raise ConfigError.invalid(f"latency.{name}", value, f"an integer >= {low}")
         threads = self.threads
-        if threads is not None and (
-            isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
-        ):
+        if threads is not None and (not is_int(threads) or threads < 1):
             raise ConfigError.invalid("latency.threads", threads, "a positive integer or None")
 
 
@@ -147,7 +145,7 @@ class TrainEvaluator:
             raise ConfigError.invalid(
                 "space", type(space).__name__, "a Space", hint='e.g. nf.build("space", "cnn")'
             )
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        if not is_int(seed) or seed < 0:
             raise ConfigError.invalid("seed", seed, "a non-negative integer")
         if not (is_number(val_fraction) and 0 < val_fraction < 1):
             raise ConfigError.invalid("val_fraction", val_fraction, "a fraction in (0, 1)")

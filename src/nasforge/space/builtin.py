@@ -11,7 +11,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from nasforge.config import is_number
+from nasforge.config import is_int, is_number
 from nasforge.errors import ConfigError
 from nasforge.registry import register
 from nasforge.space.base import Arch, Space
@@ -197,7 +197,7 @@ class MLPSpace(Space):
         max_dropout: float = 0.5,
         norms: Sequence[str] = ("none", "batch", "layer"),
     ) -> None:
-        if not _is_int(max_depth) or not 1 <= max_depth <= 32:
+        if not is_int(max_depth) or not 1 <= max_depth <= 32:
             raise ConfigError.invalid("mlp.max_depth", max_depth, "an integer in [1, 32]")
         if not is_number(max_dropout) or not 0 <= max_dropout < 1:
             raise ConfigError.invalid("mlp.max_dropout", max_dropout, "a number in [0, 1)")
@@ -266,9 +266,9 @@ class CNNSpace(Space):
         max_blocks: int = 3,
         poolings: Sequence[str] = ("max", "avg"),
     ) -> None:
-        if not _is_int(max_stages) or not 1 <= max_stages <= 16:
+        if not is_int(max_stages) or not 1 <= max_stages <= 16:
             raise ConfigError.invalid("cnn.max_stages", max_stages, "an integer in [1, 16]")
-        if not _is_int(max_blocks) or not 1 <= max_blocks <= 16:
+        if not is_int(max_blocks) or not 1 <= max_blocks <= 16:
             raise ConfigError.invalid("cnn.max_blocks", max_blocks, "an integer in [1, 16]")
         if not _int_list(kernels) or any(k % 2 == 0 for k in kernels) or _repeats(kernels):
             raise ConfigError.invalid(
@@ -310,16 +310,12 @@ def _activations() -> tuple[str, ...]:
     return ("relu", "gelu", "silu", "tanh", "elu", "leaky_relu")
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _int_list(values: Any) -> bool:
     """A non-empty list or tuple of positive integers."""
     return (
         isinstance(values, list | tuple)
         and bool(values)
-        and all(_is_int(v) and v >= 1 for v in values)
+        and all(is_int(v) and v >= 1 for v in values)
     )
 
 
@@ -340,13 +336,13 @@ def _check_subset(field: str, values: Sequence[str], allowed: Sequence[str]) -> 
 
 
 def _check_positive(field: str, value: Any) -> None:
-    if not _is_int(value) or value < 1:
+    if not is_int(value) or value < 1:
         raise ConfigError.invalid(field, value, "a positive integer")
 
 
 def _check_shape(shape: Any, *, dims: tuple[int, ...], space: str) -> tuple[int, ...]:
     ok = isinstance(shape, Sequence) and len(shape) in dims
-    ok = ok and all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape)
+    ok = ok and all(is_int(s) and s >= 1 for s in shape)
     if not ok:
         forms = {1: "(F,)", 2: "(C, L)", 3: "(C, H, W)"}
         raise ConfigError.invalid(

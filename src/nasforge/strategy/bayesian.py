@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from scipy import linalg, optimize, special
 
+from nasforge.config import is_int
 from nasforge.errors import ConfigError
 from nasforge.registry import register
 from nasforge.space.base import Arch, Space
@@ -97,7 +98,7 @@ class BayesianOptimization(Strategy):
             ("n_random", n_random, 0),
             ("refit_every", refit_every, 1),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            if not is_int(value) or value < low:
                 raise ConfigError.invalid(field, value, f"an integer >= {low}")
         if acquisition not in _ACQUISITIONS:
             raise ConfigError.invalid("acquisition", acquisition, f"one of {list(_ACQUISITIONS)}")

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from nasforge.config import is_int
 from nasforge.errors import ConfigError
 from nasforge.nas.pareto import crowding_distance, non_dominated_sort
 from nasforge.registry import register
@@ -57,11 +58,7 @@ class NSGA2(Strategy):
         mutation_prob: float | None = None,
     ) -> None:
         super().__init__(space, seed=seed)
-        if (
-            isinstance(population_size, bool)
-            or not isinstance(population_size, int)
-            or population_size < 2
-        ):
+        if not is_int(population_size) or population_size < 2:
             raise ConfigError.invalid("population_size", population_size, "an integer >= 2")
         if not _is_probability(crossover_prob):
             raise ConfigError.invalid("crossover_prob", crossover_prob, "a probability in [0, 1]")

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from nasforge.config import is_int
 from nasforge.data.loaders import DataLike, TensorLoader
 from nasforge.errors import ConfigError
 
@@ -69,7 +70,7 @@ class RandomShift(Augment):
     """
 
     def __init__(self, max_shift: int, *, mode: str = "zeros") -> None:
-        if not isinstance(max_shift, int) or isinstance(max_shift, bool) or max_shift < 1:
+        if not is_int(max_shift) or max_shift < 1:
             raise ConfigError.invalid("RandomShift.max_shift", max_shift, "an integer >= 1")
         if mode not in ("zeros", "circular"):
             raise ConfigError.invalid("RandomShift.mode", mode, "'zeros' or 'circular'")

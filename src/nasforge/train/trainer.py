@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from nasforge._seed import seed_everything
-from nasforge.config import is_number
+from nasforge.config import is_int, is_number
 from nasforge.data.bundle import DataBundle
 from nasforge.data.loaders import DataLike, TensorLoader, as_loader
 from nasforge.errors import ConfigError, TrainingDivergedError, close_matches
@@ -148,7 +148,7 @@ class Trainer:
             raise ConfigError.invalid("label_smoothing", label_smoothing, "a number in [0, 1)")
         if grad_clip is not None and not (is_number(grad_clip) and grad_clip > 0):
             raise ConfigError.invalid("grad_clip", grad_clip, "a positive number or None")
-        if isinstance(seed, bool) or not isinstance(seed, int):
+        if not is_int(seed):
             raise ConfigError.invalid("seed", seed, "an integer")
         if not (_is_name_in(optimizer, _OPTIMIZERS) or callable(optimizer)):
             raise ConfigError.invalid(
@@ -557,5 +557,5 @@ def _is_name_in(value: Any, names: Iterable[str]) -> bool:
 
 
 def _check_positive_int(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    if not is_int(value) or value < 1:
         raise ConfigError.invalid(name, value, "a positive integer")

@@ -20,6 +20,7 @@ from nasforge.compress.base import Compressor
 from nasforge.compress.prune.graph import DependencyGraph, build_graph
 from nasforge.compress.prune.importance import Importance, resolve_importance
 from nasforge.compress.prune.schedule import SCHEDULES, schedule_amounts
+from nasforge.config import is_int
 from nasforge.errors import ConfigError, UnsupportedModelError
 from nasforge.registry import register
 
@@ -215,7 +216,7 @@ def _check_ratio(ratio: Any) -> None:
 
 
 def _check_int(name: str, value: Any, low: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+    if not is_int(value) or value < low:
         raise ConfigError.invalid(name, value, f"an integer >= {low}")
 
 

@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from nasforge.compress.base import Compressor
+from nasforge.config import is_int
 from nasforge.data.loaders import as_loader
 from nasforge.errors import ConfigError, close_matches
 from nasforge.registry import register
@@ -66,7 +67,7 @@ class QuantSpec:
     axis: int = 0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.bits, int) or isinstance(self.bits, bool) or not 2 <= self.bits <= 8:
+        if not is_int(self.bits) or not 2 <= self.bits <= 8:
             raise ConfigError.invalid("bits", self.bits, "an integer from 2 to 8")
 
     @property
