@@ -32,7 +32,7 @@ import time
 import torch
 
 import nasforge as nf
-from nasforge.nas.train_evaluator import TrainEvaluator
+from nasforge.evaluators import TrainEvaluator
 
 TARGET = 0.94  # the convolutional baseline of the MNIST-1D paper
 TIME_LIMIT = 20 * 60

@@ -45,8 +45,8 @@ import tempfile
 import time
 
 import nasforge as nf
+from nasforge.evaluators import TrainEvaluator
 from nasforge.nas.schedulers import Hyperband
-from nasforge.nas.train_evaluator import TrainEvaluator
 
 
 def hyperband_epochs(trials: int, min_budget: int, max_budget: int, eta: int) -> int:

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 import nasforge as nf
-from nasforge.nas.evaluator import TabularBenchmark
+from nasforge.evaluators import TabularBenchmark
 from nasforge.space.builtin import NB201_EDGES, NB201_OPS
 
 DEFAULT_CSV = (

@@ -53,7 +53,7 @@ def run_one(variant: str, trials: int, epochs: int, workers: int, seed: int) -> 
     import torch
 
     import nasforge as nf
-    from nasforge.nas.train_evaluator import TrainEvaluator
+    from nasforge.evaluators import TrainEvaluator
 
     default_threads = torch.get_num_threads()
     data = nf.load_dataset("mnist1d")

@@ -31,7 +31,7 @@ import time
 import torch
 
 import nasforge as nf
-from nasforge.nas.train_evaluator import TrainEvaluator
+from nasforge.evaluators import TrainEvaluator
 
 
 def main() -> None:

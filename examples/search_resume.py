@@ -3,13 +3,15 @@
 The first run stops with a (simulated) Ctrl-C during its 6th trial: the five finished
 trials are in the journal, the sixth is marked interrupted. Resuming replays the recorded
 trials without training them and trains only what is missing; the result is the one an
-uninterrupted run gives. Resuming again with a larger budget adds trials. About 10 s on
-one CPU core:
+uninterrupted run gives. Resuming again with a larger budget adds trials. The script
+checks each of these claims. About 10 s on one CPU core; ``NASFORGE_QUICK=1`` trains every
+trial for one epoch instead of three:
 
     python examples/search_resume.py
 """
 
 import json
+import os
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -17,6 +19,8 @@ from pathlib import Path
 import torch
 
 import nasforge as nf
+
+QUICK = os.environ.get("NASFORGE_QUICK") == "1"  # a few-second run, as in CI
 
 
 class Counting:
@@ -41,7 +45,9 @@ def main() -> None:
     torch.set_num_threads(1)
     journal = Path(tempfile.mkdtemp(prefix="nasforge-resume-")) / "journal.jsonl"
     space = nf.build("space", "mlp", max_depth=2, widths=(16, 32, 64, 128))
-    evaluator = nf.TrainEvaluator(space, "digits", epochs=3, lr=3e-3, latency=False, seed=0)
+    evaluator = nf.TrainEvaluator(
+        space, "digits", epochs=1 if QUICK else 3, lr=3e-3, latency=False, seed=0
+    )
     options = dict(
         strategy="evolution",
         strategy_options={"population_size": 4, "sample_size": 2},
@@ -52,7 +58,9 @@ def main() -> None:
     )
 
     first = nf.search(space, Counting(evaluator, stop_at=6), budget=10, **options)
-    print("first run:  ", dict(Counter(t.status.value for t in first.trials)))
+    statuses = Counter(t.status.value for t in first.trials)
+    print("first run:  ", dict(statuses))
+    assert statuses == {"finished": 5, "interrupted": 1}, statuses
 
     again = Counting(evaluator)
     resumed = nf.search(space, again, budget=10, resume=True, **options)
@@ -60,6 +68,8 @@ def main() -> None:
     print(dict(Counter(t.status.value for t in resumed.trials)))
     already = {t.key for t in first.trials if t.finished}
     print("  finished before and trained again:", len(already & set(again.trained)))
+    assert not already & set(again.trained), "resuming trained finished trials again"
+    assert len(again.trained) == 5, "the interrupted trial and the four never started"
     print(f"  best: val_acc {resumed.best.metrics['val_acc']:.3f}  {resumed.best.key}")
 
     other = {**options, "journal": journal.with_name("uninterrupted.jsonl")}
@@ -68,14 +78,17 @@ def main() -> None:
         (t.key, t.metrics["val_acc"]) for t in resumed.trials
     ]
     print("  same trials and scores as an uninterrupted run:", same)
+    assert same, "the resumed search differs from the uninterrupted one"
 
     more = Counting(evaluator)
     extended = nf.search(space, more, budget=14, resume=True, **options)
     print(f"extended to 14: {len(more.trained)} trials trained, {len(extended.finished)} finished")
+    assert (len(more.trained), len(extended.finished)) == (4, 14)
 
     ends = [json.loads(line) for line in journal.read_text().splitlines()[1:]]
     ends = Counter(r["status"] for r in ends if r["type"] == "end")
     print(f"journal end records: {dict(ends)} in {journal}")
+    assert ends == {"finished": 14, "interrupted": 1}, ends
 
 
 if __name__ == "__main__":

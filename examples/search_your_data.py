@@ -9,16 +9,22 @@ The same digits, handed over in three forms a user is likely to have:
 3. images ``(N, 1, 8, 8)`` in a ``DataLoader`` for training and a ``TensorDataset`` for
    validation -> the ``cnn`` space, with 2-D convolutions.
 
-Runs in about ten seconds on two CPU cores:
+It checks that each form is read with the right sample shape and that every trained
+architecture keeps to the parameter budget. Runs in about ten seconds on two CPU cores;
+``NASFORGE_QUICK=1`` trains 2 architectures per form for one epoch:
 
     python examples/search_your_data.py
 """
+
+import os
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import nasforge as nf
+
+QUICK = os.environ.get("NASFORGE_QUICK") == "1"  # a few-second run, as in CI
 
 
 def digits_as_numpy() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -29,13 +35,14 @@ def digits_as_numpy() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return x_train, y_train, x_val, y_val
 
 
-def search(space: nf.Space, data: object, title: str) -> None:
-    evaluator = nf.TrainEvaluator(space, data, epochs=4, lr=3e-3, seed=0)
+def search(space: nf.Space, data: object, title: str) -> tuple[int, ...]:
+    """Search ``space`` on ``data``; return the sample shape the evaluator read."""
+    evaluator = nf.TrainEvaluator(space, data, epochs=1 if QUICK else 4, lr=3e-3, seed=0)
     result = nf.search(
         space,
         evaluator,
         strategy="random",
-        budget=4,
+        budget=2 if QUICK else 4,
         seed=0,
         constraints=["params <= 20_000"],
         progress=False,
@@ -45,6 +52,8 @@ def search(space: nf.Space, data: object, title: str) -> None:
         f"{title:<34} input {evaluator.input_shape!s:<12} best val_acc "
         f"{best.metrics['val_acc']:.3f}  params {best.metrics['params']:>6.0f}  {best.key}"
     )
+    assert all(t.metrics["params"] <= 20_000 for t in result.finished), title
+    return evaluator.input_shape
 
 
 def main() -> None:
@@ -52,13 +61,20 @@ def main() -> None:
     x_train, y_train, x_val, y_val = digits_as_numpy()
     vectors = ((x_train.reshape(len(x_train), -1), y_train), (x_val.reshape(len(x_val), -1), y_val))
 
-    search(nf.build("space", "mlp", max_depth=2), vectors, "numpy vectors, mlp")
-    search(nf.build("space", "cnn", max_stages=2), vectors, "numpy vectors as 1-D signals, cnn")
+    shape = search(nf.build("space", "mlp", max_depth=2), vectors, "numpy vectors, mlp")
+    assert shape == (64,), shape
+    shape = search(
+        nf.build("space", "cnn", max_stages=2), vectors, "numpy vectors as 1-D signals, cnn"
+    )
+    assert shape == (64,), shape  # the model adds the channel axis itself
 
     train = TensorDataset(torch.from_numpy(x_train), torch.from_numpy(y_train))
     loader = DataLoader(train, batch_size=64, shuffle=True)
     val = TensorDataset(torch.from_numpy(x_val), torch.from_numpy(y_val))
-    search(nf.build("space", "cnn", max_stages=2), (loader, val), "images in a DataLoader, cnn")
+    shape = search(
+        nf.build("space", "cnn", max_stages=2), (loader, val), "images in a DataLoader, cnn"
+    )
+    assert shape == (1, 8, 8), shape
 
 
 if __name__ == "__main__":

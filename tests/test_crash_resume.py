@@ -1,4 +1,5 @@
-"""kill -9 a search at random moments, resume it each time, and check nothing is lost."""
+"""kill -9 a search at random moments (after a random number of journal records), resume
+it each time, and check nothing is lost."""
 
 from __future__ import annotations
 
@@ -49,6 +50,24 @@ def finished(path: Path) -> dict[int, str]:
     return out
 
 
+def lines(path: Path) -> int:
+    """Records written so far (the last one may be half-written)."""
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def wait_until(condition, timeout: float = 120.0) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass; whether it held."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -73,8 +92,9 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path, executor):
     for _ in range(40):
         mode = "resume" if journal.exists() else "new"
         command = [sys.executable, str(script), str(journal), mode, executor, str(pids)]
+        target = lines(journal) + rng.randint(1, 16)  # kill after 1-16 more records
         process = subprocess.Popen(command)
-        time.sleep(rng.uniform(0.4, 1.6))  # at most ~16 trials a run: >= 6 kills
+        assert wait_until(lambda p=process, n=target: lines(journal) >= n or p.poll() is not None)
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             process.wait()
@@ -88,9 +108,9 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path, executor):
             break
     assert kills >= 5
     if executor == "process":  # the killed driver's workers died with it
-        time.sleep(0.5)
         workers = {int(p.name) for p in pids.iterdir()} - {process.pid, int(driver)}
-        assert workers and not [pid for pid in workers if alive(pid)]
+        assert workers
+        assert wait_until(lambda: not [pid for pid in workers if alive(pid)], timeout=60)
     subprocess.run(
         [sys.executable, str(script), str(journal), "resume", executor, str(pids)], check=True
     )

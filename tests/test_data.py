@@ -1,4 +1,5 @@
 import sys
+from collections import defaultdict
 
 import numpy as np
 import pytest
@@ -13,6 +14,12 @@ def _labels(dataset):
     return dataset.tensors[1].numpy()
 
 
+def _samples(dataset):
+    """Each sample of a TensorDataset as a hashable (pixels, label) pair."""
+    x, y = dataset.tensors
+    return [(image.numpy().tobytes(), int(label)) for image, label in zip(x, y, strict=True)]
+
+
 def test_digits_default_split_is_stratified_disjoint_and_complete():
     data = nf.load_dataset("digits")
     assert data.input_shape == (1, 8, 8)
@@ -20,12 +27,26 @@ def test_digits_default_split_is_stratified_disjoint_and_complete():
     sizes = [len(data.train), len(data.val), len(data.test)]
     assert sum(sizes) == 1797
     assert abs(len(data.test) - 0.15 * 1797) < 10
-    train_x = {tuple(x.flatten().tolist()) for x in data.train.tensors[0]}
-    # the 8x8 digits contain a few identical images, so compare indices, not pixels
+    # Which of the 1797 samples each split holds: the 8x8 digits contain a few identical
+    # images, so every (image, label) maps to the list of its positions in the full set,
+    # and each split sample takes one of them; one used twice or left over is a bug.
+    everything = nf.load_dataset("digits", val_fraction=0.0, test_fraction=0.0)
+    positions = defaultdict(list)
+    for i, sample in enumerate(_samples(everything.train)):
+        positions[sample].append(i)
+    indices = []
+    for split in (data.train, data.val, data.test):
+        taken = set()
+        for sample in _samples(split):
+            assert positions[sample], "a sample is in two splits (or twice in one)"
+            taken.add(positions[sample].pop())
+        indices.append(taken)
+    train, val, test = indices
+    assert not (train & val or train & test or val & test)  # disjoint
+    assert train | val | test == set(range(1797))  # complete
     test_counts = np.bincount(_labels(data.test), minlength=10)
     assert test_counts.min() >= 25  # every class is present in proportion
     assert data.train.tensors[0].min() >= 0.0 and data.train.tensors[0].max() <= 1.0
-    assert len(train_x) > 1000
 
 
 def test_digits_matches_scikit_learn():

@@ -14,22 +14,36 @@ from nasforge.nas.journal import Journal, read_journal
 IDENTITY = {"space": {"x": [1, 2, 3]}, "objective": "val_acc", "mode": "max"}
 
 
+def _lines(path):
+    """Records written so far (the last one may be half-written)."""
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
 def _trial(number, status="finished", acc=0.5):
     return {"number": number, "key": f"x={number}", "status": status, "metrics": {"acc": acc}}
 
 
-def test_records_round_trip_and_pandas_can_read_them(tmp_path):
-    path = tmp_path / "search.jsonl"
+def _three_records(path):
     with Journal(path, IDENTITY) as journal:
         journal.started(_trial(0, "running"))
         journal.ended(_trial(0))
         journal.started(_trial(1, "running"))
+
+
+def test_records_round_trip(tmp_path):
+    path = tmp_path / "search.jsonl"
+    _three_records(path)
     contents = read_journal(path)
     assert contents.identity == IDENTITY
     assert [r["type"] for r in contents.records] == ["start", "end", "start"]
     assert set(contents.ended) == {0}
     assert [r["number"] for r in contents.unfinished] == [1]
+
+
+def test_pandas_can_read_the_journal(tmp_path):
     pandas = pytest.importorskip("pandas")
+    path = tmp_path / "search.jsonl"
+    _three_records(path)
     frame = pandas.read_json(path, lines=True)
     assert list(frame["type"]) == ["header", "start", "end", "start"]
 
@@ -122,8 +136,12 @@ def test_sigkill_at_random_moments_loses_nothing_written_before(tmp_path):
     rng = random.Random(0)
     seen_before_kill = 0
     for _ in range(5):
+        target = _lines(path) + rng.randint(1, 400)  # kill after 1-400 more records
         process = subprocess.Popen([sys.executable, "-c", writer, str(path)])
-        time.sleep(0.8 + rng.random())
+        deadline = time.monotonic() + 120
+        while _lines(path) < target:
+            assert process.poll() is None and time.monotonic() < deadline, "the writer stopped"
+            time.sleep(0.005)
         process.send_signal(signal.SIGKILL)
         process.wait()
         contents = read_journal(path)

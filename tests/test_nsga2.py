@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import nasforge as nf
-from nasforge.nas.pareto import hypervolume
+from nasforge.pareto import hypervolume
 from nasforge.space import Choice, IntRange, Space
 from nasforge.testing import synthetic_score
 
@@ -76,7 +76,7 @@ def test_registered_and_multi_objective():
         ({"population_size": 1}, "population_size must be an integer >= 2"),
         ({"population_size": 2.5}, "population_size must be an integer >= 2"),
         ({"crossover_prob": 1.5}, r"crossover_prob must be a probability in \[0, 1\]"),
-        ({"mutation_prob": -0.1}, r"mutation_prob must be a probability in \[0, 1\], or None"),
+        ({"mutation_prob": -0.1}, r"mutation_prob must be a probability in \[0, 1\] or None"),
         ({"mutation_prob": True}, "mutation_prob must be a probability"),
     ],
 )

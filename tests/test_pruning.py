@@ -355,3 +355,101 @@ def test_batch_norm_statistics_are_re_estimated_after_pruning():
         fresh.eval()
         pre = fresh.a[0](fresh.stem(x))
     torch.testing.assert_close(fresh.a[1].running_mean, pre.mean((0, 2, 3)), rtol=0.1, atol=0.05)
+
+
+def test_l2_importance_ranks_channels_by_euclidean_norm():
+    """One filter with a single weight of 4 (L1 = L2 = 4) against one of 27 weights of 0.2
+    (L1 = 5.4, L2 = 1.04): L1 keeps the second, L2 the first."""
+    model = nn.Sequential(nn.Conv2d(3, 2, 3, bias=False), nn.Conv2d(2, 1, 1, bias=False)).eval()
+    with torch.no_grad():
+        model[0].weight.zero_()
+        model[0].weight[0, 0, 0, 0] = 4.0
+        model[0].weight[1] = 0.2
+        model[1].weight.zero_()  # the reading kernels add nothing
+    x = torch.randn(1, 3, 5, 5)
+    by_l1 = prune_channels(model, x, ratio=0.5, importance="l1")
+    by_l2 = prune_channels(model, x, ratio=0.5, importance="l2")
+    assert torch.allclose(by_l1[0].weight, torch.full((1, 3, 3, 3), 0.2))
+    assert by_l2[0].weight.abs().sum().item() == 4.0 and by_l2[0].weight[0, 0, 0, 0] == 4.0
+    assert "p=2" in repr(ChannelPruner(importance="L2").importance)  # names in any case
+
+
+def _eight_channels() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(_conv_bn(3, 8), nn.Conv2d(8, 2, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+@pytest.mark.parametrize(("min_channels", "kept"), [(1, 1), (3, 3), (20, 8)])
+def test_min_channels_is_a_floor_on_every_group(min_channels, kept):
+    x = torch.randn(1, 3, 4, 4)
+    small = prune_channels(_eight_channels(), x, ratio=0.9, min_channels=min_channels)
+    assert small[0][0].out_channels == small[1].in_channels == kept  # 8 - int(7.2) = 1
+
+
+def test_min_channels_in_the_compressor(image_data):
+    trainer = nf.Trainer(image_data, epochs=1, progress=False)
+    pruner = ChannelPruner(ratio=0.9, min_channels=3, bn_recalibration_batches=0)
+    small = pruner.apply(_eight_channels(), trainer)
+    assert small[0][0].out_channels == 3
+    assert pruner.stats["channels"] == {"0.0": [8, 3]}
+    with pytest.raises(ConfigError, match="min_channels"):
+        ChannelPruner(min_channels=0)
+
+
+def test_feature_layer_norm_is_pruned_with_its_linear_layer():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.LayerNorm(8), nn.ReLU(), nn.Linear(8, 3)).eval()
+    with torch.no_grad():
+        model[1].weight.copy_(torch.arange(1.0, 9.0))
+    first_half = lambda group: torch.arange(group.size, 0, -1).float()  # noqa: E731
+    x = torch.randn(2, 6)
+    small = prune_channels(model, x, ratio=0.5, importance=first_half)
+    assert small[0].out_features == 4 and small[3].in_features == 4
+    assert small[1].normalized_shape == (4,)
+    assert small[1].weight.tolist() == [1.0, 2.0, 3.0, 4.0] and small[1].bias.shape == (4,)
+    assert small(x).shape == (2, 3)
+
+
+class _Fenced(nn.Module):
+    """conv ``a`` -> an operation the analysis fences off -> convs ``b`` and ``c``."""
+
+    def __init__(self, middle: nn.Module) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 3, padding=1)
+        self.middle = middle
+        out = getattr(middle, "out_channels", 8)
+        self.b = nn.Conv2d(out, 8, 3, padding=1)
+        self.c = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.middle(self.a(x)))
+        return self.c(torch.relu(self.b(x))).mean((2, 3))
+
+
+@pytest.mark.parametrize(
+    "middle",
+    [
+        nn.GroupNorm(2, 8),
+        nn.LayerNorm([8, 8, 8]),  # over channels and pixels: not a feature norm
+        nn.ConvTranspose2d(8, 6, 2, stride=2),
+    ],
+    ids=["GroupNorm", "LayerNorm-CHW", "ConvTranspose2d"],
+)
+def test_group_norm_spatial_layer_norm_and_transposed_convs_are_fenced_off(middle):
+    torch.manual_seed(0)
+    model = _Fenced(middle).eval()
+    x = torch.randn(2, 3, 8, 8)
+    before = {n: m.weight.shape for n, m in model.named_modules() if hasattr(m, "weight")}
+    graph = build_graph(model, x)
+    assert [g.name for g in graph.groups] == ["b"]  # only what follows it is prunable
+    small = prune_channels(model, x, ratio=0.5)
+    after = {n: m.weight.shape for n, m in small.named_modules() if hasattr(m, "weight")}
+    assert after["a"] == before["a"] and after["middle"] == before["middle"]
+    assert after["b"][0] == 4 and after["c"][1] == 4
+    assert small(x).shape == model(x).shape == (2, 4)
+
+
+def test_fixed_names_the_operation_that_fences_a_module():
+    graph = build_graph(_Fenced(nn.GroupNorm(2, 8)).eval(), torch.randn(1, 3, 8, 8))
+    assert "GroupNorm" in graph.fixed["a"]
+    assert "b" not in graph.fixed  # its output channels are a prunable group

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import nasforge as nf
@@ -177,19 +178,32 @@ def test_exports_round_trip(toy_bench, tmp_path):
     assert json.loads((tmp_path / "r.json").read_text()) == data
 
 
-def test_plot_needs_matplotlib(toy_bench, monkeypatch):
+def test_plot_without_matplotlib_gives_the_install_hint(toy_bench, monkeypatch):
     result = nf.search(
         toy_space(), toy_bench, strategy="random", budget=5, objective="acc", progress=False
     )
-    pytest.importorskip("matplotlib")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    ax = result.plot()
-    assert ax.get_ylabel() == "acc"
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(nf.MissingDependencyError, match=r"pip install \"nasforge\[plots\]\""):
         result.plot()
+
+
+def test_plot_shows_the_objective(toy_bench):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    result = nf.search(
+        toy_space(), toy_bench, strategy="random", budget=5, objective="acc", progress=False
+    )
+    ax = result.plot()
+    assert ax.get_ylabel() == "acc"
+    (scatter,) = ax.collections  # each trial's objective...
+    points = [tuple(p) for p in np.asarray(scatter.get_offsets()).tolist()]
+    assert points == [(t.number, t.metrics["acc"]) for t in result.trials]
+    (curve,) = ax.lines  # ...and the best so far
+    assert list(curve.get_ydata()) == pytest.approx(result.best_so_far())
+    import matplotlib.pyplot as plt
+
+    plt.close(ax.figure)
 
 
 def test_same_seed_gives_identical_trials_on_nb201(nb201):

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import re
 from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import nasforge as nf
 from nasforge.cli import main
-from nasforge.nas.config import build_evaluator, load_search_config, space_from_config
+from nasforge.cli.search import build_evaluator, load_search_config, space_from_config
 from nasforge.space import Space
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "configs"
@@ -104,7 +106,7 @@ def test_bad_plugin_options_fail_before_any_training(tmp_path):
         ({"executor": {"name": "ray", "wrkers": 2}}, r"executor: .*wrkers"),
         (
             {"executor": {"name": "ray", "cpus_per_trial": "x"}},
-            r"executor.cpus_per_trial must be a number > 0",
+            r"executor.cpus_per_trial must be a positive number",
         ),
         (
             {"executor": {"name": "process", "threads_per_worker": "x"}},
@@ -124,7 +126,7 @@ def test_config_errors_come_before_data_loads_or_anything_is_written(
     def no_data(*args, **kwargs):
         raise AssertionError("the data was loaded before the config was checked")
 
-    monkeypatch.setattr("nasforge.nas.config._load_data", no_data)
+    monkeypatch.setattr("nasforge.cli.search._load_data", no_data)
     with pytest.raises(nf.ConfigError, match=message):
         build_evaluator(load_search_config(config), tmp_path / "checkpoints")
     assert main(["search", str(write(tmp_path, config)), "--out", str(tmp_path / "o")]) == 1
@@ -176,7 +178,10 @@ def test_example_configs_are_valid(name):
     assert config.budget >= 1
 
 
-# --- malformed input: always a nasforge error with a message -----------------------------
+# --- malformed input: refused with a ConfigError naming the field ----------------------
+# Each fuzz case sets one field to junk and asks an oracle, written from the documented
+# rules, whether the value is valid (True: it must be accepted), malformed (False: it must
+# be refused with a ConfigError naming the field) or not judged here (None).
 junk = st.recursive(
     st.none()
     | st.booleans()
@@ -242,10 +247,170 @@ EXECUTOR_FIELDS = {
     ],
 }
 
+# What BASE searches: the mlp space on synthetic data, latency off (docs/evaluation.md).
+METRICS = ("val_acc", "val_loss", "val_f1", "train_loss", "train_acc", "params", "macs")
+METRICS += ("epochs", "train_seconds")
+MLP_OPTIONS = ("max_depth", "widths", "activations", "max_dropout", "norms")
+SYNTHETIC_OPTIONS = ("num_samples", "input_shape", "num_classes", "noise", "val_fraction")
+SYNTHETIC_OPTIONS += ("test_fraction", "seed")
+LATENCY_FIELDS = {"batch_size": 1, "threads": 1, "warmup": 0, "repeats": 1}  # -> lowest value
+_CONSTRAINT = re.compile(r"^\s*([A-Za-z_]\w*)\s*(<=|>=|<|>)\s*([0-9_.eE+-]+)\s*$")
 
-def _malformed(base: dict, path: tuple[str, ...], value: object) -> None:
-    """Set ``path`` of ``base`` to ``value`` and check that the config fails, if it does,
-    with a nasforge error whose message names the field (or one of its parents)."""
+
+def _int(value, low=None):
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    return ok and (low is None or value >= low)
+
+
+def _number(value):
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _training_options():
+    return set(nf.TrainConfig.FIELDS) | {"latency", "val_fraction"}
+
+
+def _named(value, names, judge_dict=lambda d: None):
+    """A section given as a registered name or as ``{name: ..., ...}``."""
+    if isinstance(value, str):
+        return None if value in names else False
+    if isinstance(value, dict):
+        return judge_dict(value) if value.get("name") in names else False
+    return False
+
+
+def _constraint_item(item):
+    if isinstance(item, str):
+        match = _CONSTRAINT.match(item)
+        return None if match and match.group(1) in (*METRICS, "flops") else False
+    return None if isinstance(item, list) and len(item) == 3 else False  # (metric, op, bound)
+
+
+def _scheduler_section(value):
+    if value is None or value == "none" or value == {"name": "none"}:
+        return True
+    if isinstance(value, dict) and value.get("name") in ("hyperband", "successive_halving"):
+        return None
+    return False  # hyperband and successive_halving need their budgets
+
+
+def _latency(value):
+    if value is None or isinstance(value, bool):
+        return True
+    if not isinstance(value, dict) or not set(value) <= set(LATENCY_FIELDS):
+        return False
+    return all(
+        (k == "threads" and v is None) or _int(v, LATENCY_FIELDS[k]) for k, v in value.items()
+    )
+
+
+def _min_budget(value):  # max_budget 2, eta 2: at most 30 halvings
+    if not _number(value) or not 0 < value <= 2 or value < 2**-29 * 0.999:
+        return False
+    return True if value > 2**-29 * 1.001 else None
+
+
+VALID = {
+    ("space",): lambda v: _named(v, nf.available("space")),
+    ("space", "name"): lambda v: None if v in nf.available("space") else False,
+    ("space", "options"): lambda v: (
+        True
+        if v in (None, {})
+        else None
+        if isinstance(v, dict) and set(v) <= set(MLP_OPTIONS)
+        else False
+    ),
+    ("space", "options", "widths"): lambda v: (
+        isinstance(v, list) and bool(v) and all(_int(w, 1) for w in v) and len(set(v)) == len(v)
+    ),
+    ("space", "options", "max_depth"): lambda v: _int(v, 1) and v <= 32,
+    ("data",): lambda v: _named(v, nf.available("dataset")),
+    ("data", "options"): lambda v: (
+        True
+        if v in (None, {})
+        else None
+        if isinstance(v, dict) and set(v) <= set(SYNTHETIC_OPTIONS)
+        else False
+    ),
+    ("data", "options", "num_samples"): lambda v: None if _int(v, 7) else False,
+    ("data", "options", "input_shape"): lambda v: (
+        None if isinstance(v, list) and v and all(_int(d, 1) for d in v) else False
+    ),
+    ("strategy",): lambda v: _named(v, nf.available("strategy")),
+    ("strategy", "options"): lambda v: v in (None, {}),  # random takes no options
+    ("budget",): lambda v: _int(v, 1),
+    ("seed",): lambda v: _int(v, 0),
+    ("objective",): lambda v: (
+        v in METRICS
+        if isinstance(v, str)
+        else isinstance(v, list)
+        and bool(v)
+        and all(isinstance(m, str) and m in METRICS for m in v)
+        and len(set(v)) == len(v)
+    ),
+    ("mode",): lambda v: v in ("max", "min", ["max"], ["min"]),
+    ("constraints",): lambda v: (
+        True
+        if v is None or v == []
+        else _constraint_item(v)
+        if isinstance(v, str)
+        else False
+        if not isinstance(v, list)
+        else False
+        if any(_constraint_item(c) is False for c in v)
+        else None
+    ),
+    ("scheduler",): _scheduler_section,
+    ("executor",): lambda v: (
+        True if v is None or v in ("serial", "process") else _named(v, nf.available("executor"))
+    ),
+    ("training",): lambda v: (
+        True
+        if v in (None, {})
+        else None
+        if isinstance(v, dict) and set(v) <= _training_options()
+        else False
+    ),
+    ("training", "epochs"): lambda v: _int(v, 1),
+    ("training", "lr"): lambda v: _number(v) and v > 0,
+    ("training", "batch_size"): lambda v: _int(v, 1),
+    ("training", "latency"): _latency,
+    ("training", "optimizer"): lambda v: (
+        isinstance(v, str) and v.lower() in ("sgd", "adam", "adamw", "rmsprop")
+    ),
+    ("training", "val_fraction"): lambda v: None if _number(v) and 0 < v < 1 else False,
+    ("journal",): lambda v: (
+        isinstance(v, bool) or (None if isinstance(v, str) and "\x00" in v else v != "")
+        if isinstance(v, bool | str)
+        else False
+    ),
+    ("max_consecutive_failures",): lambda v: v is None or _int(v, 1),
+    ("scheduler", "min_budget"): _min_budget,
+    ("scheduler", "max_budget"): lambda v: _number(v) and 1 <= v <= 2,  # min 1, epochs 2
+    ("scheduler", "eta"): lambda v: _int(v, 2),
+    ("executor", "workers"): lambda v: _int(v, 1),
+    ("executor", "timeout"): lambda v: v is None or (_number(v) and v > 0),
+    ("executor", "threads_per_worker"): lambda v: v is None or _int(v, 1),
+    ("executor", "start_method"): lambda v: (
+        v is None or (isinstance(v, str) and v.lower() in ("fork", "forkserver", "spawn"))
+    ),
+    ("executor", "cpus_per_trial"): lambda v: _number(v) and v > 0,
+    ("executor", "gpus_per_trial"): lambda v: _number(v) and v >= 0,
+    # an address string is not judged: see test_known_gaps_in_config_checks
+    ("executor", "address"): lambda v: True if v is None else None if isinstance(v, str) else False,
+    # ray.init's keyword arguments are passed on as they are
+    ("executor", "init_options"): lambda v: (
+        True
+        if v is None
+        else None
+        if isinstance(v, dict) and all(isinstance(k, str) for k in v)
+        else False
+    ),
+}
+
+
+def _with(base: dict, path: tuple[str, ...], value: object) -> dict:
+    """A copy of ``base`` whose field ``path`` is ``value``."""
     config = copy.deepcopy(base)
     node = config
     for key in path[:-1]:
@@ -253,27 +418,64 @@ def _malformed(base: dict, path: tuple[str, ...], value: object) -> None:
             node[key] = {}
         node = node[key]
     node[path[-1]] = value
+    return config
+
+
+def _check(base: dict, path: tuple[str, ...], value: object) -> None:
+    """A malformed value is refused with a ConfigError naming the field (or a parent);
+    a valid one is accepted."""
+    verdict = VALID[path](value)
     try:
-        build_evaluator(load_search_config(config), None)
-    except nf.NasforgeError as exc:
+        build_evaluator(load_search_config(_with(base, path, value)), None)
+    except nf.ConfigError as exc:
+        assert verdict is not True, f"valid {path}={value!r} was refused: {exc}"
         assert any(key in str(exc) for key in path), (path, str(exc))
+    else:
+        assert verdict is not False, f"malformed {path}={value!r} was accepted"
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(FIELDS), junk)
-def test_malformed_configs_give_nasforge_errors(path, value):
-    _malformed(BASE, path, value)
+@example(("budget",), True)
+@example(("seed",), -1)
+@example(("mode",), ["max", "min"])
+@example(("objective",), ["val_acc", "val_acc"])
+@example(("constraints",), {"params": 5})
+@example(("strategy", "options"), {"population": 3})
+@example(("training", "latency"), {"threads": 0})
+@example(("journal",), "")
+@example(("space", "options", "widths"), [8, 8])
+def test_malformed_configs_are_refused(path, value):
+    _check(BASE, path, value)
 
 
 @pytest.mark.parametrize("executor", sorted(EXECUTOR_FIELDS))
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
-def test_malformed_scheduler_and_executor_options_give_nasforge_errors(executor, data):
+def test_malformed_scheduler_and_executor_options_are_refused(executor, data):
     if executor == "ray":
         pytest.importorskip("ray")
     base = {**copy.deepcopy(BASE), **PLUGINS, "executor": {"name": executor}}
     path = data.draw(st.sampled_from(PLUGIN_FIELDS + EXECUTOR_FIELDS[executor]))
-    _malformed(base, path, data.draw(junk))
+    _check(base, path, data.draw(junk))
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("executor", "address"), ""),
+        (("executor", "address"), "> d"),
+        (("strategy", "options"), {"seed": 1}),
+        (("strategy", "options"), {"space": "mlp"}),
+    ],
+)
+def test_known_gaps_in_config_checks(path, value):
+    base = copy.deepcopy(BASE)
+    if path[0] == "executor":
+        pytest.importorskip("ray")
+        base["executor"] = {"name": "ray"}
+    with pytest.raises(nf.ConfigError, match=re.escape(".".join(path))):
+        build_evaluator(load_search_config(_with(base, path, value)), None)
 
 
 param_spec = st.fixed_dictionaries(
@@ -288,15 +490,122 @@ param_spec = st.fixed_dictionaries(
         "when": junk,
     },
 )
+_FIELDS_OF = {
+    "choice": {"choices"},
+    "int": {"low", "high", "step", "log"},
+    "float": {"low", "high", "log"},
+    "fixed": {"value"},
+}
+
+
+def _text(value):
+    """How a value reads inside an architecture key (docs/spaces.md)."""
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _value(value):
+    """A value a Choice or Fixed may hold: a finite scalar whose text has no | = ~."""
+    if value is not None and not isinstance(value, str | int | float | bool):
+        return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    if any(c in _text(value) for c in "|=~"):
+        return False
+    return None if value == "" else True
+
+
+def _choices(choices):
+    if not isinstance(choices, list) or not choices:
+        return False
+    verdicts = [_value(c) for c in choices]
+    if False in verdicts or len({_text(c) for c in choices}) != len(choices):
+        return False
+    return None if None in verdicts else True
+
+
+def _param(name, spec):
+    """The oracle for one parameter spec (see Space.from_dict)."""
+    if not name or any(c in name for c in "|=~"):
+        return False
+    if isinstance(spec, list):
+        return _choices(spec)
+    if not isinstance(spec, dict):
+        return _value(spec)
+    spec = dict(spec)
+    implied = "choice" if "choices" in spec else "fixed" if "value" in spec else None
+    kind = spec.pop("type", implied)
+    if not isinstance(kind, str) or kind not in _FIELDS_OF:
+        return False
+    if not set(spec) <= _FIELDS_OF[kind] | {"when"}:
+        return False
+    when = spec.pop("when", None)
+    if when is not None and not (isinstance(when, dict) and when):
+        return False  # a non-mapping `when`: test_known_gaps_in_space_checks
+    if not set(spec) >= _FIELDS_OF[kind] - {"step", "log"} or not isinstance(
+        spec.get("log", False), bool
+    ):
+        return None  # missing fields and non-boolean logs: test_known_gaps_in_space_checks
+    if kind == "choice":
+        verdict = _choices(spec["choices"])
+    elif kind == "fixed":
+        verdict = _value(spec["value"])
+    elif kind == "int":
+        low, high, log = spec["low"], spec["high"], spec.get("log", False)
+        verdict = _int(low) and _int(high) and low <= high and (not log or low >= 1)
+    else:
+        low, high, log = spec["low"], spec["high"], spec.get("log", False)
+        verdict = _number(low) and _number(high) and low < high and (not log or low > 0)
+    return None if verdict and when is not None else verdict  # parents: not judged
+
+
+def _space(name, params):
+    if not params:
+        return False
+    verdicts = [_param(n, spec) for n, spec in params.items()]
+    if False in verdicts:
+        return False
+    if None in verdicts or not isinstance(name, str):  # a non-string name: a known gap
+        return None
+    return True
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(st.text(max_size=5), param_spec | junk, max_size=4), junk)
-def test_malformed_spaces_give_nasforge_errors(params, name):
+@example({"a": {"type": "bogus"}}, "s")
+@example({"a": {"type": "int", "low": 3, "high": 1}}, "s")
+@example({"a": {"type": "float", "low": 0.0, "high": 1.0, "log": True}}, "s")
+@example({"a": {"choices": [1, 1]}}, "s")
+@example({"a|b": [1, 2]}, "s")
+@example({"a": [float("nan")]}, "s")
+@example({}, "s")
+def test_malformed_spaces_are_refused(params, name):
+    verdict = _space(name, params)
     try:
         space = Space.from_dict({"name": name, "params": params})
-    except nf.NasforgeError as exc:
+    except nf.ConfigError as exc:
+        assert verdict is not True, f"a valid space was refused: {exc}"
         assert str(exc)
-    else:  # a space that was accepted works
-        arch = space.sample(0)
+    else:
+        assert verdict is not False, f"a malformed space was accepted: {params!r}"
+        arch = space.sample(0)  # and a space that was accepted works
         assert space.contains(arch) and space.from_key(arch.key) == arch
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"name": 5, "params": {"a": [1, 2]}},  # names are strings, not coerced with str()
+        {"name": None, "params": {"a": [1, 2]}},
+        {"params": {"a": {"type": "int", "low": 1, "high": 4, "log": "no"}}},  # reads as True
+        {"params": {"a": {"type": "float", "low": 0.1, "high": 1.0, "log": []}}},
+        {"params": {"a": {"type": "float"}}},  # silently [0, 1]
+        {"params": {"a": {"type": "int", "low": -3}}},  # silently [-3, 0]
+        {"params": {"a": {"type": "fixed"}}},  # silently None
+        {"params": {"a": {"type": "choice", "choices": [1, 2], "when": [1]}}},  # TypeError
+        {"params": {"a": {"type": "choice", "choices": [1, 2], "when": "b"}}},  # ValueError
+        {"params": {"a": {"type": "choice", "choices": [1, 2], "when": 5}}},  # TypeError
+    ],
+)
+def test_known_gaps_in_space_checks(spec):
+    with pytest.raises(nf.ConfigError):
+        Space.from_dict(spec)

@@ -6,12 +6,16 @@ import itertools
 import json
 import math
 import os
+import statistics
 import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 import nasforge as nf
 from nasforge.errors import JournalError
+from nasforge.execution import Executor, Failure, TaskResult
 from nasforge.nas import TrialStatus
 from nasforge.nas.journal import read_journal
 from nasforge.space import Choice, IntRange, Space
@@ -249,8 +253,8 @@ def test_journal_reads_with_pandas(tmp_path):
     assert json.loads(path.read_text().splitlines()[0])["type"] == "header"
 
 
-def test_multi_objective_search_returns_a_pareto_front(tmp_path):
-    result = run(
+def _multi_objective_search():
+    return run(
         Toy(),
         budget=12,
         seed=0,
@@ -259,6 +263,10 @@ def test_multi_objective_search_returns_a_pareto_front(tmp_path):
         objective=["acc", "params"],
         mode=["max", "min"],
     )
+
+
+def test_multi_objective_search_returns_a_pareto_front():
+    result = _multi_objective_search()
     front = result.pareto_front()
     assert front and result.objectives == ("acc", "params")
     for t in front:  # nothing finished beats a front member on both objectives
@@ -274,12 +282,23 @@ def test_multi_objective_search_returns_a_pareto_front(tmp_path):
     assert volume > 0 and volume >= max(
         t.metrics["acc"] * (1000 - t.metrics["params"]) for t in front
     )
-    pytest.importorskip("matplotlib")
-    import matplotlib
 
+
+def test_pareto_plot_shows_both_objectives():
+    matplotlib = pytest.importorskip("matplotlib")
     matplotlib.use("Agg")
+    result = _multi_objective_search()
     ax = result.plot_pareto()
     assert ax.get_xlabel() == "acc" and ax.get_ylabel() == "params"
+    (scatter,) = ax.collections  # every finished trial...
+    finished = {(t.metrics["acc"], t.metrics["params"]) for t in result.finished}
+    assert {tuple(p) for p in np.asarray(scatter.get_offsets()).tolist()} == finished
+    (line,) = ax.lines  # ...and the front as a line, by the first objective
+    front = sorted((t.metrics["acc"], t.metrics["params"]) for t in result.pareto_front())
+    assert list(zip(line.get_xdata(), line.get_ydata(), strict=True)) == front
+    import matplotlib.pyplot as plt
+
+    plt.close(ax.figure)
 
 
 def test_single_objective_strategies_refuse_several_objectives():
@@ -369,35 +388,57 @@ def test_bayesian_learns_to_avoid_infeasible_regions():
     assert infeasible["bayesian"] < 0.75 * infeasible["random"]
 
 
-class Timed(Toy):
-    """Logs each trial's start and end to a file (from any process); n=4 trials are slow."""
+class WaitsForOthers(Toy):
+    """The first n=4 trial waits (up to ``patience`` seconds) until three other trials
+    have finished, then records how many did; every other trial leaves a marker when done.
+    Works from any process: the markers are files."""
 
-    def __init__(self, log: str) -> None:
+    def __init__(self, directory: Path, patience: float) -> None:
         super().__init__()
-        self.log = log
+        self.directory = directory
+        self.patience = patience
+
+    def _done(self) -> int:
+        return len(list(self.directory.glob("done-*")))
 
     def evaluate(self, arch, budget=None):
-        start = time.time()
-        time.sleep(1.5 if arch["n"] == 4 else 0.05)
-        with open(self.log, "a") as fh:
-            fh.write(f"{arch['n']} {start} {time.time()}\n")
+        if arch["n"] == 4 and _claim(self.directory / "slow"):
+            before, deadline = self._done(), time.monotonic() + self.patience
+            while self._done() - before < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            (self.directory / "overtaken").write_text(str(self._done() - before))
+        else:
+            (self.directory / f"done-{arch.key}").touch()
         return super().evaluate(arch, budget)
 
 
-@pytest.mark.parametrize(("strategy", "overtakes"), [("random", True), ("evolution", False)])
+def _claim(path: Path) -> bool:
+    """Create ``path``; True for the one caller that created it."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("strategy", "overtakes", "patience"), [("random", True, 120.0), ("evolution", False, 3.0)]
+)
 def test_workers_refill_at_once_only_when_the_strategy_ignores_results(
-    tmp_path, strategy, overtakes
+    tmp_path, strategy, overtakes, patience
 ):
-    log = tmp_path / "times.txt"
-    run(Timed(str(log)), budget=10, seed=1, strategy=strategy, executor={"name": "process"})
-    rows = [line.split() for line in log.read_text().splitlines()]
-    slow = [(float(s), float(e)) for n, s, e in rows if n == "4"]
-    assert slow, "seed 1 samples an n=4 arch"
-    start, end = slow[0]
-    during = [r for r in rows if r[0] != "4" and start < float(r[1]) < end]
-    # random: the other worker goes on while the slow trial runs; evolution waits for it
-    # (deterministic: trial j starts after the result of trial j - 2 is delivered)
-    assert (len(during) > 2) is overtakes
+    """random: the other worker goes on while a slow trial runs (the slow trial waits for
+    three of its trials); evolution is deterministic: trial j starts after the result of
+    trial j - 2 is delivered, so while slow trial 1 runs only trial 0 (started with it) and
+    trial 2 can finish (it never sees three, and gives up after ``patience``)."""
+    evaluator = WaitsForOthers(tmp_path, patience)
+    result = run(evaluator, budget=10, seed=1, strategy=strategy, executor={"name": "process"})
+    assert result.trials[1].arch["n"] == 4, "seed 1 samples an n=4 arch second"
+    finished_meanwhile = int((tmp_path / "overtaken").read_text())
+    if overtakes:
+        assert finished_meanwhile >= 3
+    else:
+        assert finished_meanwhile <= 2
 
 
 class Declared(Toy):
@@ -484,3 +525,233 @@ def test_a_scheduler_without_continuation_warns(caplog):
     with caplog.at_level("WARNING", logger="nasforge"):
         run(Retraining(), budget=3, scheduler=scheduler)
     assert "retrains them from scratch" in caplog.text
+
+
+def test_without_determinism_workers_refill_at_once_even_for_evolution(tmp_path):
+    """deterministic=False delivers results as they come and refills a free worker at
+    once: the other worker finishes three trials while a slow one runs (compare
+    test_workers_refill_at_once_only_when_the_strategy_ignores_results)."""
+    evaluator = WaitsForOthers(tmp_path, patience=120.0)
+    result = run(
+        evaluator,
+        budget=10,
+        seed=1,
+        strategy="evolution",
+        executor={"name": "process"},
+        deterministic=False,
+    )
+    assert int((tmp_path / "overtaken").read_text()) >= 3
+    assert sorted(t.number for t in result.trials) == list(range(10))
+    assert all(t.status is TrialStatus.FINISHED for t in result.trials)
+
+
+class WithTest(Toy):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tested: list[str] = []
+
+    def test(self, arch):
+        self.tested.append(arch.key)
+        return {"test_acc": 0.5}
+
+
+def test_test_false_adds_no_test_metrics():
+    evaluator = WithTest()
+    result = run(evaluator, budget=6, seed=0, test=False)
+    assert evaluator.tested == []
+    assert not any("test_acc" in t.metrics for t in result.trials)
+    assert result.best is not None
+
+
+def test_test_metrics_go_to_every_pareto_optimal_trial():
+    evaluator = WithTest()
+    result = run(
+        evaluator,
+        budget=10,
+        seed=0,
+        strategy="nsga2",
+        objective=["acc", "params"],
+        mode=["max", "min"],
+    )
+    front = result.pareto_front()
+    assert len(front) > 1
+    assert [t for t in result.trials if "test_acc" in t.metrics] == front
+    assert sorted(evaluator.tested) == sorted(t.key for t in front)
+
+
+@pytest.mark.parametrize(
+    ("constraint", "smallest_n"),
+    [(nf.Constraint("params", ">=", 300), 3), (nf.Constraint("params", ">", 300), 4)],
+)
+def test_lower_bound_constraints_as_constraint_objects(constraint, smallest_n):
+    toy = Toy()
+    result = run(toy, budget=3, seed=0, constraints=[constraint])
+    finished = [t for t in result.trials if t.finished]
+    infeasible = [t for t in result.trials if t.status is TrialStatus.INFEASIBLE]
+    assert len(finished) == 3 and all(t.arch["n"] >= smallest_n for t in finished)
+    assert infeasible and all(t.arch["n"] < smallest_n for t in infeasible)
+    assert all(t.error == f"violates {constraint}" for t in infeasible)
+    assert {k for k, _ in toy.calls} == {t.key for t in finished}  # measured, not trained
+    assert str(constraint) == f"params {constraint.op} 300"
+
+
+def test_a_constraint_on_a_trained_metric_is_checked_after_training():
+    toy = Toy()
+    result = run(toy, budget=4, seed=0, constraints=[nf.Constraint("acc", ">", 0.75)])
+    infeasible = [t for t in result.trials if t.status is TrialStatus.INFEASIBLE]
+    assert infeasible and all(t.metrics["acc"] <= 0.75 for t in infeasible)
+    assert all(t.error == "violates acc > 0.75" for t in infeasible)
+    assert all(t.metrics["acc"] > 0.75 for t in result.finished)
+    assert {t.key for t in infeasible} <= {k for k, _ in toy.calls}  # trained, then judged
+    again = run(Toy(), budget=4, seed=0, constraints=["acc > 0.75"])
+    assert [(t.key, t.status) for t in again.trials] == [(t.key, t.status) for t in result.trials]
+
+
+def test_successive_halving_bracket_size():
+    toy = Toy()
+    scheduler = {"name": "successive_halving", "min_budget": 1, "max_budget": 9}
+    run(toy, budget=8, seed=0, scheduler={**scheduler, "bracket_size": 4})
+    budgets = [b for _, b in toy.calls]
+    # two brackets of 4 trials: 4 at 1 epoch, the best 4 // 3 = 1 on at 3, then at 9
+    assert sorted(budgets) == [1] * 8 + [3] * 2 + [9] * 2
+    first_bracket = [k for k, b in toy.calls if b == 1][:4]
+    best = max(first_bracket, key=lambda k: Toy().evaluate(toy_space().from_key(k), 1)["acc"])
+    assert next(k for k, b in toy.calls if b == 9) == best
+    default = Toy()  # one bracket of 9, closed at 8 trials: 2 on at 3, 1 at 9
+    run(default, budget=8, seed=0, scheduler=scheduler)
+    assert sorted(b for _, b in default.calls) == [1] * 8 + [3] * 2 + [9]
+    with pytest.raises(nf.ConfigError, match="bracket_size"):
+        run(Toy(), scheduler={**scheduler, "bracket_size": 0})
+
+
+@pytest.fixture
+def screen_scheduler():
+    """The `Screen` scheduler of docs/search.md, registered as "screen" for one test."""
+    from nasforge.nas.schedulers import Job
+
+    @nf.register("scheduler", "screen")
+    class Screen(nf.Scheduler):
+        """Every trial for `low` epochs; those at or above the running median go on to `high`."""
+
+        name = "screen"
+
+        def __init__(self, *, low=1, high=5):
+            self.low, self.high = low, high
+            self.scores, self.promoted, self.queue = [], set(), []
+
+        def next_job(self, new_trial):
+            if self.queue:
+                return Job(self.queue.pop(0), self.high, new=False)
+            if new_trial is None:
+                return None
+            return Job(new_trial, self.low, new=True)
+
+        def report(self, trial, score, *, infeasible=False):
+            if infeasible or score is None or trial in self.promoted:
+                return [trial]
+            self.scores.append(score)
+            if score >= statistics.median(self.scores):
+                self.promoted.add(trial)
+                self.queue.append(trial)
+                return []
+            return [trial]
+
+        def to_dict(self):
+            return {"name": self.name, "low": self.low, "high": self.high}
+
+    yield Screen
+    nf.unregister("scheduler", "screen")
+
+
+def test_a_custom_scheduler_from_the_docs(screen_scheduler, tmp_path):
+    toy = Toy()
+    strategy = nf.build("strategy", "random", space=toy_space(), seed=0)
+    path = tmp_path / "search.jsonl"
+    result = run(toy, budget=8, strategy=strategy, scheduler={"name": "screen"}, journal=path)
+    first = [(k, b) for k, b in toy.calls if b == 1]
+    assert len(first) == 8 and len({k for k, _ in first}) == 8  # every trial at low first
+    scores, promoted = [], []
+    for key, _ in first:  # the running-median rule, trial by trial
+        scores.append(Toy().evaluate(toy_space().from_key(key), 1)["acc"])
+        if scores[-1] >= statistics.median(scores):
+            promoted.append(key)
+    assert [k for k, b in toy.calls if b == 5] == promoted
+    assert {t.key: t.budget for t in result.trials} == {
+        k: 5 if k in promoted else 1 for k, _ in first
+    }
+    assert len(strategy.history) == 8  # the strategy hears of each trial once
+    assert result.best.budget == 5 and result.best.key in promoted
+    assert read_journal(path).identity["scheduler"] == {"name": "screen", "low": 1, "high": 5}
+    instance = run(Toy(), budget=8, seed=0, scheduler=screen_scheduler(high=5))
+    assert [(t.key, t.budget) for t in instance.trials] == [
+        (t.key, t.budget) for t in result.trials
+    ]
+
+
+def test_executor_given_by_name_runs_trials_in_worker_processes():
+    serial = Toy()
+    expected = run(serial, budget=6, seed=5, executor="serial")
+    assert len(serial.calls) == 6
+    toy = Toy()
+    result = run(toy, budget=6, seed=5, executor="process")
+    assert toy.calls == []  # evaluated in the workers, not in this process
+    assert [(t.key, t.metrics) for t in result.trials] == [
+        (t.key, t.metrics) for t in expected.trials
+    ]
+
+
+class NewestFirst(Executor):
+    """A user's executor: runs queued tasks in this process when waited on, newest first,
+    so results come back out of submission order."""
+
+    def __init__(self, *, workers: int = 2, timeout: float | None = None) -> None:
+        super().__init__(workers=workers, timeout=timeout)
+        self.queue: list = []
+        self.submitted = 0
+        self.shutdowns = 0
+
+    @property
+    def running(self) -> int:
+        return len(self.queue)
+
+    def submit(self, task_id, fn, *args):
+        self.queue.append((task_id, fn, args))
+        self.submitted += 1
+
+    def wait(self):
+        if not self.queue:
+            return []
+        task_id, fn, args = self.queue.pop()
+        try:
+            return [TaskResult(task_id, value=fn(*args))]
+        except Exception as exc:
+            return [TaskResult(task_id, failure=Failure.EXCEPTION, error=repr(exc))]
+
+    def shutdown(self):
+        self.shutdowns += 1
+        self.queue.clear()
+
+
+def test_a_custom_executor_runs_the_search():
+    options = {
+        "budget": 10,
+        "seed": 3,
+        "strategy": "evolution",
+        "strategy_options": {"population_size": 4, "sample_size": 2},
+    }
+    executor = NewestFirst(workers=2)
+    result = run(Toy(fail_op="c"), executor=executor, **options)
+    # the same trials as any two-worker executor: results are delivered in job order
+    reference = run(Toy(fail_op="c"), executor={"name": "serial", "workers": 2}, **options)
+    assert [(t.key, t.status) for t in result.trials] == [
+        (t.key, t.status) for t in reference.trials
+    ]
+    assert executor.submitted == 10 and executor.shutdowns == 1
+    failed = [t for t in result.trials if t.arch["op"] == "c"]
+    assert failed and all("cannot train" in t.error for t in failed)
+    nf.register("executor", "newest_first")(NewestFirst)
+    try:
+        by_name = run(Toy(fail_op="c"), executor={"name": "newest_first", "workers": 2}, **options)
+    finally:
+        nf.unregister("executor", "newest_first")
+    assert [t.key for t in by_name.trials] == [t.key for t in result.trials]

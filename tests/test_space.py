@@ -361,8 +361,10 @@ def test_mlp_builds_the_sampled_architecture():
 
 def test_build_rejects_bad_shapes_with_the_expected_form():
     space = nf.build("space", "cnn")
-    with pytest.raises(nf.ConfigError, match=r"input_shape must be \(C, L\) or \(C, H, W\)"):
-        space.build(space.sample(0), input_shape=(40,), num_classes=10)
+    with pytest.raises(
+        nf.ConfigError, match=r"input_shape must be \(F,\) or \(C, L\) or \(C, H, W\)"
+    ):
+        space.build(space.sample(0), input_shape=(1, 2, 3, 4), num_classes=10)
     with pytest.raises(nf.ConfigError, match="num_classes"):
         space.build(space.sample(0), input_shape=(1, 40), num_classes=0)
     with pytest.raises(NotImplementedError, match="does not build models"):

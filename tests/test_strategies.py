@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import nasforge as nf
-from nasforge.space import Choice, IntRange, Space
+from nasforge.space import Choice, FloatRange, IntRange, Space
 from nasforge.testing import synthetic_score
 
 NB201_CSV = (
@@ -38,16 +38,16 @@ def run(strategy, n, score=None):
         (
             "evolution",
             {"sample_size": 30},
-            r"sample_size must be an integer in \[1, population_size=20\]",
+            r"sample_size must be an integer in \[1, 20\].*population_size=20",
         ),
         ("evolution", {"crossover_prob": 1.5}, "crossover_prob must be a probability"),
         ("grid", {"order": "spiral"}, "order must be one of"),
         ("grid", {"resolution": 1}, "resolution must be an integer >= 2"),
         ("local", {"restart": "never"}, "restart must be one of"),
-        ("local", {"order": "sorted"}, r"order must be one of \['model', 'random'\]"),
-        ("local", {"ridge": 0}, "ridge must be a number > 0"),
-        ("bayesian", {"acquisition": "pi"}, r"acquisition must be one of \['ei', 'ucb'\]"),
-        ("bayesian", {"n_init": 0}, "n_init must be an integer >= 1"),
+        ("local", {"order": "sorted"}, r"order must be one of 'model', 'random'"),
+        ("local", {"ridge": 0}, "ridge must be a positive number"),
+        ("bayesian", {"acquisition": "pi"}, r"acquisition must be one of 'ei', 'ucb'"),
+        ("bayesian", {"n_init": 0}, "n_init must be a positive integer"),
         ("random", {"seed": -1}, "seed must be a non-negative integer"),
     ],
 )
@@ -161,3 +161,132 @@ def test_every_strategy_beats_random_search_on_nb201():
     for name, value in best.items():
         if name != "random":
             assert value > best["random"], best
+
+
+def _tell_grid9(strategy):
+    """Results on a 3x3 space where `b` decides the score and `b2` was never tried."""
+    space = strategy.space
+    for (a, b), score in {("a0", "b0"): 1.0, ("a1", "b0"): 0.9, ("a0", "b1"): 0.1}.items():
+        strategy.tell(space.arch({"a": a, "b": b}), score)
+    strategy.tell(space.arch({"a": "a1", "b": "b1"}), 0.0)
+
+
+@pytest.mark.parametrize(
+    ("options", "b"),
+    [
+        ({"acquisition": "ucb", "kappa": 0.0}, "b0"),  # the mean alone: exploit b0
+        ({"acquisition": "ucb", "kappa": 100.0}, "b2"),  # the uncertainty: try b2
+        ({"acquisition": "ei"}, "b0"),
+    ],
+)
+def test_bayesian_acquisition_and_kappa_trade_exploitation_for_exploration(options, b):
+    space = Space([Choice("a", ["a0", "a1", "a2"]), Choice("b", ["b0", "b1", "b2"])])
+    for seed in range(3):
+        bo = nf.build("strategy", "bayesian", space=space, seed=seed, n_init=4, **options)
+        _tell_grid9(bo)
+        assert bo.ask()["b"] == b
+
+
+@pytest.mark.parametrize(("refit_every", "fits"), [(1, 9), (4, 3), (100, 1)])
+def test_bayesian_refits_its_hyperparameters_every_refit_every_results(
+    monkeypatch, refit_every, fits
+):
+    import scipy.optimize
+
+    calls = []
+    minimize = scipy.optimize.minimize
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return minimize(*args, **kwargs)
+
+    monkeypatch.setattr(scipy.optimize, "minimize", counted)
+    bo = nf.build(
+        "strategy", "bayesian", space=small_space(), seed=0, n_init=3, refit_every=refit_every
+    )
+    run(bo, 12)  # 3 random proposals, then 9 from the model (fits at 3, 7, 11 results for 4)
+    assert len(calls) == fits
+
+
+def _distance(a, b):
+    return sum(a[k] != b[k] for k in a)
+
+
+@pytest.mark.parametrize("restart", ["perturb", "random"])
+def test_local_search_restarts(restart):
+    """At a local optimum (here the global one, with all its neighbours seen) "perturb"
+    restarts next to the best arch, "random" from n_init random archs."""
+    space = nf.build("space", "nb201")
+    target = space.sample(7)
+    local = nf.build("strategy", "local", space=space, seed=0, n_init=5, restart=restart)
+    seen = set()
+    for _ in range(2000):
+        arch = local.ask()
+        seen.add(arch.key)
+        local.tell(arch, float(sum(arch[k] == target[k] for k in arch)))
+        if target.key in seen and all(n.key in seen for n in space.neighbors(target)):
+            break
+    else:
+        raise AssertionError("never reached the optimum and all its neighbours")
+    distances = []
+    for _ in range(5):
+        arch = local.ask()
+        distances.append(_distance(arch, target))
+        local.tell(arch, float(sum(arch[k] == target[k] for k in arch)))
+    if restart == "perturb":  # one start perturb_edits=2 from the best, then its neighbours
+        assert distances[0] <= 2 and max(distances) <= 3
+    else:  # n_init=5 random starts: far from it (6 edges: 4.8 edits apart on average)
+        assert max(distances) >= 4
+
+
+@pytest.mark.parametrize("crossover_prob", [0.0, 1.0])
+def test_evolution_crossover_mixes_two_parents(crossover_prob):
+    """Without crossover every child is one mutation from a population member; with it,
+    children also take parameters from a second parent, so some are further from all."""
+    space = nf.build("space", "nb201")
+    evo = nf.build(
+        "strategy",
+        "evolution",
+        space=space,
+        seed=0,
+        population_size=10,
+        sample_size=1,  # random parents: two different ones, mostly
+        crossover_prob=crossover_prob,
+    )
+    run(evo, 10)  # the random initial population
+    distances = []
+    for _ in range(30):
+        population = [a for a, _ in evo.history[-10:]]  # aging: the last 10 told
+        child = evo.ask()
+        distances.append(min(_distance(child, p) for p in population))
+        evo.tell(child, synthetic_score(space, child))
+    if crossover_prob:
+        assert sum(d >= 2 for d in distances) >= 5
+    else:
+        assert set(distances) == {1}
+
+
+@pytest.mark.parametrize("resolution", [2, 3, 7])
+def test_grid_resolution_sets_the_values_of_ranges(resolution):
+    space = Space(
+        [
+            FloatRange("lr", 0.0, 1.0),
+            IntRange("n", 1, 100),
+            IntRange("k", 1, 2),  # fewer values than the resolution: all of them
+            Choice("op", ["a", "b"]),
+        ]
+    )
+    grid = nf.build("strategy", "grid", space=space, order="lexicographic", resolution=resolution)
+    size = resolution * resolution * 2 * 2
+    archs = run(grid, size)
+    assert len({a.key for a in archs}) == size  # the whole grid, without repeats
+    assert sorted({a["lr"] for a in archs}) == pytest.approx(
+        np.linspace(0.0, 1.0, resolution).tolist()
+    )
+    assert sorted({a["n"] for a in archs})[0] == 1 and max(a["n"] for a in archs) == 100
+    assert len({a["n"] for a in archs}) == resolution
+    assert {a["k"] for a in archs} == {1, 2}
+    coordinate = nf.build("strategy", "grid", space=space, seed=0, resolution=resolution)
+    swept = run(coordinate, size // 2)  # the default order keeps to the same grid
+    assert {a["lr"] for a in swept} <= {a["lr"] for a in archs}
+    assert {a["n"] for a in swept} <= {a["n"] for a in archs}

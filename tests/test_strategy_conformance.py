@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import nasforge as nf
+from nasforge.space import Arch
 from nasforge.strategy import Strategy
 from nasforge.testing import StrategyConformance
+
+#: Options other than the defaults for the built-ins, so that the state-dict test sees each
+#: one restored (and small candidate pools keep Bayesian optimisation quick). A new
+#: built-in runs with its defaults.
+OPTIONS: dict[str, dict[str, Any]] = {
+    "bayesian": {"n_init": 4, "n_local": 20, "n_mutations": 20, "n_random": 20, "refit_every": 10},
+    "evolution": {"population_size": 10, "sample_size": 3, "crossover_prob": 0.3},
+    "grid": {"resolution": 4},
+    "local": {"n_init": 3, "restart": "random", "order": "random"},
+    "nsga2": {"population_size": 10, "crossover_prob": 0.8},
+}
 
 
 class TestRegisteredStrategies(StrategyConformance):
     @pytest.fixture(params=nf.available("strategy"))
     def factory(self, request: pytest.FixtureRequest):
         name = request.param
-        return lambda space, seed: nf.build("strategy", name, space=space, seed=seed)
+        options = OPTIONS.get(name, {})
+        return lambda space, seed: nf.build("strategy", name, space=space, seed=seed, **options)
 
 
 class _FirstUnseen(Strategy):
@@ -21,7 +36,7 @@ class _FirstUnseen(Strategy):
 
     name = "first_unseen"
 
-    def _propose(self):
+    def propose(self) -> Arch:
         return self.random_unseen()
 
 

@@ -12,8 +12,9 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import nasforge as nf
 from nasforge.errors import CheckpointError, ConfigError, TrainingDivergedError
+from nasforge.evaluators import TrainEvaluator
+from nasforge.measure import LatencyOptions
 from nasforge.nas.evaluator import Evaluator
-from nasforge.nas.train_evaluator import LatencyOptions, TrainEvaluator
 
 VARYING = ("latency_ms", "train_seconds")  # wall-clock metrics
 
@@ -280,7 +281,7 @@ def test_divergence_propagates(mlp):
         ({"val_fraction": 1.5}, "val_fraction"),
         ({"latency": "yes"}, "latency"),
         ({"latency": {"repeats": 0}}, "latency.repeats"),
-        ({"latency": {"reps": 3}}, "latency"),
+        ({"latency": {"reps": 3}}, "latency.reps"),
         ({"device": "tpu:x"}, "device"),
         ({"weight_decay": -1.0}, "weight_decay"),
     ],

@@ -61,10 +61,58 @@ def test_optimizers_by_name_class_or_factory(synthetic_bundle, tiny_mlp, optimiz
     )
 
 
-@pytest.mark.parametrize("schedule", ["cosine", "step", "onecycle"])
-def test_lr_schedules_change_the_learning_rate(synthetic_bundle, tiny_mlp, schedule):
-    history = _trainer(synthetic_bundle, lr_schedule=schedule, epochs=4).fit(tiny_mlp())
-    assert len(set(history["lr"])) > 1
+def _cosine(lr, epochs):
+    """CosineAnnealingLR over ``epochs`` (T_max = epochs): the lr of each epoch."""
+    return [lr * (1 + math.cos(math.pi * e / epochs)) / 2 for e in range(epochs)]
+
+
+def _steps(lr, epochs):
+    """StepLR with step_size = epochs // 3 and gamma 0.1: the lr of each epoch."""
+    return [lr * 0.1 ** (e // max(1, epochs // 3)) for e in range(epochs)]
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [("cosine", _cosine), ("step", _steps), (None, lambda lr, epochs: [lr] * epochs)],
+)
+def test_lr_schedule_shape_per_epoch(synthetic_bundle, tiny_mlp, schedule, expected):
+    history = _trainer(synthetic_bundle, lr_schedule=schedule, epochs=6).fit(tiny_mlp())
+    assert history["lr"] == pytest.approx(expected(1e-2, 6), rel=1e-9, abs=1e-15)
+
+
+def test_onecycle_is_stepped_every_batch(synthetic_bundle, tiny_mlp):
+    epochs, batches = 4, math.ceil(len(synthetic_bundle.train) / 32)
+    history = _trainer(synthetic_bundle, lr_schedule="onecycle", epochs=epochs).fit(tiny_mlp())
+    reference = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-2)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        reference, max_lr=1e-2, epochs=epochs, steps_per_epoch=batches
+    )
+    expected = []
+    for _ in range(epochs):
+        for _ in range(batches):
+            reference.step()
+            schedule.step()
+        expected.append(reference.param_groups[0]["lr"])
+    assert history["lr"] == pytest.approx(expected, rel=1e-9)
+    # the shape: up to lr early on, then down below where it started (lr / 25)
+    assert history["lr"][0] == pytest.approx(1e-2, rel=0.05)
+    assert history["lr"][0] > history["lr"][1] > history["lr"][2] > history["lr"][3]
+    assert history["lr"][-1] < 1e-2 / 25
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Cosine", _cosine),
+        ("COSINE", _cosine),
+        ("Step", _steps),
+        ("None", lambda lr, epochs: [lr] * epochs),
+    ],
+)
+def test_lr_schedule_names_are_case_insensitive(synthetic_bundle, tiny_mlp, name, expected):
+    """Accepted in any case (the check lower-cases), so they must also act in any case."""
+    history = _trainer(synthetic_bundle, lr_schedule=name, epochs=6).fit(tiny_mlp())
+    assert history["lr"] == pytest.approx(expected(1e-2, 6), rel=1e-9, abs=1e-15)
 
 
 def test_custom_schedule_factory(synthetic_bundle, tiny_mlp):
@@ -335,3 +383,129 @@ def test_trainer_search_trains_each_candidate_with_its_settings():
     assert 0.0 <= result.best.metrics["test_acc"] <= 1.0  # the chosen arch is tested
     with pytest.raises(nf.ConfigError, match="train_data"):
         nf.Trainer(progress=False).search(space, strategy="random", budget=3)
+
+
+def _grad_norm(model):
+    return torch.linalg.vector_norm(
+        torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None])
+    ).item()
+
+
+class GradNorms(nf.Callback):
+    """The gradient norm of every batch before and after the Trainer's clipping."""
+
+    def __init__(self):
+        self.raw, self.stepped = [], []
+
+    def on_after_backward(self, trainer, state):
+        self.raw.append(_grad_norm(state.model))
+
+    def on_batch_end(self, trainer, state):  # the optimizer stepped with these gradients
+        self.stepped.append(_grad_norm(state.model))
+
+
+def test_grad_clip_bounds_the_gradient_norm(synthetic_bundle, tiny_mlp):
+    clipped, free = GradNorms(), GradNorms()
+    _trainer(synthetic_bundle, epochs=2, grad_clip=0.05).fit(tiny_mlp(), callbacks=[clipped])
+    _trainer(synthetic_bundle, epochs=2).fit(tiny_mlp(), callbacks=[free])
+    assert max(clipped.raw) > 0.05  # the bound matters...
+    assert max(clipped.stepped) <= 0.05 * (1 + 1e-4)  # ...and holds for every step
+    for raw, stepped in zip(clipped.raw, clipped.stepped, strict=True):
+        assert stepped == pytest.approx(min(raw, 0.05), rel=1e-4)  # rescaled, not zeroed
+    assert free.stepped == pytest.approx(free.raw)  # no clipping unless asked
+
+
+class ZeroGradients(nf.Callback):
+    def on_loss(self, trainer, state):
+        state.loss = state.loss * 0.0
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_weight_decay_shrinks_weights_without_gradients(synthetic_bundle, tiny_mlp, optimizer):
+    steps = math.ceil(len(synthetic_bundle.train) / 32)  # one epoch of batches
+    weights = {}
+    for decay in (0.0, 0.5):
+        model = tiny_mlp()
+        before = [p.detach().clone() for p in model.parameters()]
+        options = {"optimizer": optimizer, "momentum": 0.0, "lr": 0.1, "weight_decay": decay}
+        _trainer(synthetic_bundle, epochs=1, **options).fit(model, callbacks=[ZeroGradients()])
+        weights[decay] = (before, list(model.parameters()))
+    for a, b in zip(*weights[0.0], strict=True):
+        assert torch.equal(a, b)  # no gradient, no decay: nothing moves
+    for a, b in zip(*weights[0.5], strict=True):  # each step: w <- w * (1 - lr * decay)
+        torch.testing.assert_close(b.detach(), a * (1 - 0.1 * 0.5) ** steps)
+
+
+def test_label_smoothing_gives_the_smoothed_cross_entropy(synthetic_bundle, tiny_mlp):
+    seen = []
+
+    class Losses(nf.Callback):
+        def on_loss(self, trainer, state):
+            seen.append((state.loss.item(), state.outputs.detach(), state.targets))
+
+    _trainer(synthetic_bundle, epochs=1, label_smoothing=0.2).fit(tiny_mlp(), callbacks=[Losses()])
+    for loss, logits, targets in seen:
+        log_p = torch.log_softmax(logits, dim=1)
+        nll = -log_p.gather(1, targets[:, None]).mean()
+        uniform = -log_p.mean()  # cross-entropy against the uniform distribution
+        assert loss == pytest.approx((0.8 * nll + 0.2 * uniform).item(), rel=1e-5)
+        assert loss != pytest.approx(nll.item(), rel=1e-3)
+
+
+class Scores(nf.Callback):
+    """Sets ``val_score`` to the next of ``values`` after each epoch."""
+
+    def __init__(self, values):
+        self.values = list(values)
+
+    def on_epoch_end(self, trainer, state):
+        state.metrics["val_score"] = self.values[state.epoch]
+
+
+@pytest.mark.parametrize("mode", ["max", "min"])
+def test_early_stopping_min_delta_ignores_small_improvements(synthetic_bundle, tiny_mlp, mode):
+    gains = [0.5, 0.55, 0.58, 0.59, 0.7, 0.8]  # gains of 0.01-0.05, then of 0.1
+    scores = gains if mode == "max" else [-g for g in gains]  # the same, falling
+    lengths = {}
+    for min_delta in (0.0, 0.1):
+        stopper = nf.EarlyStopping("val_score", patience=3, min_delta=min_delta, mode=mode)
+        history = _trainer(synthetic_bundle, epochs=6).fit(
+            tiny_mlp(), callbacks=[Scores(scores), stopper]
+        )
+        lengths[min_delta] = (len(history), stopper.best_epoch)
+    assert lengths[0.0] == (6, 5)  # every gain counts
+    assert lengths[0.1] == (4, 0)  # 0.55, 0.58, 0.59 are within 0.1 of 0.5: three stalls
+
+
+def test_early_stopping_mode_overrides_the_guess(synthetic_bundle, tiny_mlp):
+    falling = [1.0, 0.8, 0.6, 0.4, 0.2]
+    runs = {}
+    for mode in ("auto", "max", "min"):  # auto: max, as the name has no "loss" in it
+        stopper = nf.EarlyStopping("val_score", patience=2, mode=mode)
+        history = _trainer(synthetic_bundle, epochs=5).fit(
+            tiny_mlp(), callbacks=[Scores(falling), stopper]
+        )
+        runs[mode] = (len(history), stopper.best_epoch)
+    assert runs["auto"] == runs["max"] == (3, 0)
+    assert runs["min"] == (5, 4)
+    assert nf.EarlyStopping("train_loss").mode == "min"
+    assert nf.EarlyStopping("train_loss", mode="max").mode == "max"
+    with pytest.raises(nf.ConfigError, match="mode"):
+        nf.EarlyStopping(mode="lowest")
+
+
+def test_early_stopping_without_restore_keeps_the_last_weights(synthetic_bundle, tiny_mlp):
+    snapshots = []
+
+    class Snapshot(nf.Callback):
+        def on_epoch_end(self, trainer, state):
+            snapshots.append([p.detach().clone() for p in state.model.parameters()])
+
+    stopper = nf.EarlyStopping("val_score", patience=2, restore_best=False)
+    model = tiny_mlp()
+    history = _trainer(synthetic_bundle, epochs=10).fit(
+        model, callbacks=[Scores([-float(e) for e in range(10)]), Snapshot(), stopper]
+    )
+    assert len(history) == 3 and stopper.best_epoch == 0  # it did stop early
+    assert all(torch.equal(a, b) for a, b in zip(snapshots[-1], model.parameters(), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(snapshots[0], model.parameters(), strict=True))

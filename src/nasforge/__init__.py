@@ -17,8 +17,10 @@ from nasforge.errors import (
     MissingDependencyError,
     NasforgeError,
     RegistryError,
+    StrategyStateError,
     TooManyFailuresError,
     TrainingDivergedError,
+    UnknownArchError,
     UnsupportedModelError,
 )
 from nasforge.registry import KINDS, available, build, get, register, unregister
@@ -34,8 +36,10 @@ _LAZY: dict[str, str] = {
     "ModelCheckpoint": "nasforge.train.callbacks",
     "TrainState": "nasforge.train.callbacks",
     "load_checkpoint": "nasforge.train.callbacks",
-    "History": "nasforge.train.trainer",
-    "Trainer": "nasforge.train.trainer",
+    "History": "nasforge.train.engine",
+    "TrainConfig": "nasforge.train.config",
+    "Trainer": "nasforge.trainer",
+    "LatencyOptions": "nasforge.measure",
     "compare_latency": "nasforge.measure",
     "count_macs": "nasforge.measure",
     "count_params": "nasforge.measure",
@@ -46,8 +50,8 @@ _LAZY: dict[str, str] = {
     "ChannelPruner": "nasforge.compress.prune.structured",
     "prune_channels": "nasforge.compress.prune.structured",
     "MagnitudePruner": "nasforge.compress.prune.unstructured",
-    "load_model": "nasforge.compress.export",
-    "save_model": "nasforge.compress.export",
+    "load_model": "nasforge.export",
+    "save_model": "nasforge.export",
     "DistillationCallback": "nasforge.compress.distill",
     "Distiller": "nasforge.compress.distill",
     "TeacherEnsemble": "nasforge.compress.distill",
@@ -61,13 +65,12 @@ _LAZY: dict[str, str] = {
     "IntRange": "nasforge.space.params",
     "Strategy": "nasforge.strategy.base",
     "Evaluator": "nasforge.nas.evaluator",
-    "TabularBenchmark": "nasforge.nas.evaluator",
-    "UnknownArchError": "nasforge.nas.evaluator",
+    "TabularBenchmark": "nasforge.evaluators.tabular",
     "search": "nasforge.nas.loop",
     "Constraint": "nasforge.nas.objectives",
-    "hypervolume": "nasforge.nas.pareto",
-    "pareto_front": "nasforge.nas.pareto",
-    "TrainEvaluator": "nasforge.nas.train_evaluator",
+    "hypervolume": "nasforge.pareto",
+    "pareto_front": "nasforge.pareto",
+    "TrainEvaluator": "nasforge.evaluators.training",
     "Hyperband": "nasforge.nas.schedulers",
     "Scheduler": "nasforge.nas.schedulers",
     "SuccessiveHalving": "nasforge.nas.schedulers",
@@ -98,6 +101,7 @@ __all__ = [
     "Int8Quantizer",
     "IntRange",
     "JournalError",
+    "LatencyOptions",
     "MagnitudePruner",
     "MissingDependencyError",
     "ModelCheckpoint",
@@ -109,11 +113,13 @@ __all__ = [
     "SearchResult",
     "Space",
     "Strategy",
+    "StrategyStateError",
     "SuccessiveHalving",
     "TabularBenchmark",
     "TeacherEnsemble",
     "TensorLoader",
     "TooManyFailuresError",
+    "TrainConfig",
     "TrainEvaluator",
     "TrainState",
     "Trainer",
@@ -147,7 +153,6 @@ __all__ = [
 if TYPE_CHECKING:
     from nasforge._seed import seed_everything
     from nasforge.compress.distill import DistillationCallback, Distiller, TeacherEnsemble
-    from nasforge.compress.export import load_model, save_model
     from nasforge.compress.pipeline import Pipeline
     from nasforge.compress.prune.structured import ChannelPruner, prune_channels
     from nasforge.compress.prune.unstructured import MagnitudePruner
@@ -156,20 +161,23 @@ if TYPE_CHECKING:
     from nasforge.compress.report import CompressionReport
     from nasforge.data.bundle import DataBundle, load_dataset
     from nasforge.data.loaders import TensorLoader
+    from nasforge.evaluators.tabular import TabularBenchmark
+    from nasforge.evaluators.training import TrainEvaluator
+    from nasforge.export import load_model, save_model
     from nasforge.measure import (
+        LatencyOptions,
         compare_latency,
         count_macs,
         count_params,
         measure_latency,
         size_on_disk,
     )
-    from nasforge.nas.evaluator import Evaluator, TabularBenchmark, UnknownArchError
+    from nasforge.nas.evaluator import Evaluator
     from nasforge.nas.loop import search
     from nasforge.nas.objectives import Constraint
-    from nasforge.nas.pareto import hypervolume, pareto_front
     from nasforge.nas.result import SearchResult, Trial, TrialStatus
     from nasforge.nas.schedulers import Hyperband, Scheduler, SuccessiveHalving
-    from nasforge.nas.train_evaluator import TrainEvaluator
+    from nasforge.pareto import hypervolume, pareto_front
     from nasforge.space.base import Arch, Space
     from nasforge.space.params import Choice, Fixed, FloatRange, IntRange
     from nasforge.strategy.base import Strategy
@@ -180,7 +188,9 @@ if TYPE_CHECKING:
         TrainState,
         load_checkpoint,
     )
-    from nasforge.train.trainer import History, Trainer
+    from nasforge.train.config import TrainConfig
+    from nasforge.train.engine import History
+    from nasforge.trainer import Trainer
 
 
 def __getattr__(name: str) -> Any:

@@ -6,14 +6,14 @@ Configs are read with ``yaml.safe_load`` (no Python objects from YAML), and ever
 
 from __future__ import annotations
 
-import math
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from nasforge.errors import ConfigError, close_matches
+from nasforge.errors import ConfigError, NasforgeError, close_matches
 
-__all__ = ["check_fields", "is_int", "is_number", "kwargs", "named", "read_yaml"]
+__all__ = ["call_user", "check_fields", "kwargs", "named", "read_yaml"]
 
 
 def read_yaml(source: str | os.PathLike[str] | dict[str, Any]) -> tuple[Any, Path]:
@@ -60,16 +60,6 @@ def named(section: Any, name: str) -> tuple[str, dict[str, Any]]:
     return value, section
 
 
-def is_int(value: Any) -> bool:
-    """Whether ``value`` is an int (booleans are not integers here)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def is_number(value: Any) -> bool:
-    """Whether ``value`` is a finite int or float (booleans are not numbers here)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def kwargs(value: Any, name: str) -> dict[str, Any]:
     """Keyword arguments: a mapping, or None for none."""
     if value is None:
@@ -77,3 +67,21 @@ def kwargs(value: Any, name: str) -> dict[str, Any]:
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         raise ConfigError.invalid(name, value, "a mapping of keyword arguments")
     return dict(value)
+
+
+def call_user(function: Callable[..., Any], options: Mapping[str, Any], field: str) -> Any:
+    """``function(**options)`` for a callable the config names (a model constructor, a
+    dataset function): whatever it raises becomes a :class:`ConfigError` naming ``field``,
+    so a bad config ends in one clear line rather than a traceback."""
+    try:
+        return function(**options)
+    except NasforgeError as exc:
+        if isinstance(exc, ConfigError) and (exc.field or "").startswith(field):
+            raise
+        raise ConfigError(f"{field}: {exc}", field=field) from exc
+    except Exception as exc:
+        name = getattr(function, "__qualname__", repr(function))
+        raise ConfigError(
+            f"{field}: {name}(**{dict(options)!r}) raised {type(exc).__name__}: {exc}",
+            field=field,
+        ) from exc

@@ -17,8 +17,10 @@ __all__ = [
     "MissingDependencyError",
     "NasforgeError",
     "RegistryError",
+    "StrategyStateError",
     "TooManyFailuresError",
     "TrainingDivergedError",
+    "UnknownArchError",
     "UnsupportedModelError",
     "close_matches",
 ]
@@ -45,6 +47,16 @@ class ConfigError(NasforgeError, ValueError):
         if hint:
             message += f". HINT: {hint}"
         return cls(message, field=field)
+
+    def within(self, section: str) -> ConfigError:
+        """This error as raised inside config section ``section``: ``"lr must be ..."``
+        becomes ``"training.lr must be ..."`` (field ``training.lr``)."""
+        message, field = str(self), self.field
+        if field and message.startswith(field):
+            return ConfigError(f"{section}.{message}", field=f"{section}.{field}")
+        return ConfigError(
+            f"{section}: {message}", field=f"{section}.{field}" if field else section
+        )
 
 
 class RegistryError(NasforgeError, LookupError):
@@ -98,6 +110,17 @@ class UnsupportedModelError(NasforgeError):
     def __init__(self, message: str, *, layer: str | None = None) -> None:
         super().__init__(message)
         self.layer = layer
+
+
+class StrategyStateError(NasforgeError):
+    """A strategy state dict that belongs to another strategy or space."""
+
+
+class UnknownArchError(NasforgeError, KeyError):
+    """A tabular benchmark has no row for the requested architecture key."""
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return str(self.args[0]) if self.args else ""
 
 
 def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> str:

@@ -18,21 +18,79 @@ weights are counted too).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import statistics
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from nasforge.errors import ConfigError
+from nasforge.validation import check_int, check_number
 
-__all__ = ["compare_latency", "count_macs", "count_params", "measure_latency", "size_on_disk"]
+__all__ = [
+    "LatencyOptions",
+    "compare_latency",
+    "count_macs",
+    "count_params",
+    "measure_latency",
+    "size_on_disk",
+]
 
 InputLike = torch.Tensor | Sequence[int]
+
+
+@dataclass(frozen=True)
+class LatencyOptions:
+    """How a latency measurement runs (see :func:`measure_latency`): the median of
+    ``repeats`` timed passes of ``batch_size`` samples on the CPU with ``threads`` intra-op
+    threads (None keeps the current setting), after ``warmup`` untimed passes.
+
+    The one definition of these options: the training evaluator, the search config and the
+    compression report all take one (or a mapping of its fields).
+    """
+
+    batch_size: int = 1
+    threads: int | None = 1
+    warmup: int = 3
+    repeats: int = 20
+
+    def __post_init__(self) -> None:
+        check_int(self.batch_size, "latency.batch_size", low=1)
+        check_int(self.threads, "latency.threads", low=1, optional=True)
+        check_int(self.warmup, "latency.warmup", low=0)
+        check_int(self.repeats, "latency.repeats", low=1)
+
+    @classmethod
+    def parse(cls, value: Any) -> LatencyOptions | None:
+        """From True (the defaults), False/None (no latency), a LatencyOptions or a mapping
+        of its fields."""
+        if value is None or value is False:
+            return None
+        if value is True:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, Mapping):
+            fields = [f.name for f in dataclasses.fields(cls)]
+            unknown = sorted(set(value) - set(fields))
+            if unknown:
+                raise ConfigError.invalid(
+                    f"latency.{unknown[0]}", value[unknown[0]], f"one of the options {fields}"
+                )
+            return cls(**value)
+        raise ConfigError.invalid(
+            "latency", value, "True, False, a LatencyOptions or a mapping of its fields"
+        )
+
+    def measure(self, model: nn.Module, inputs: InputLike) -> float:
+        """:func:`measure_latency` of ``model`` with these options, in milliseconds."""
+        return measure_latency(model, inputs, **dataclasses.asdict(self))
 
 
 def count_params(model: nn.Module, *, trainable_only: bool = False) -> int:
@@ -172,13 +230,8 @@ def measure_latency(
     passed, if given). ``threads`` sets ``torch.set_num_threads`` for the measurement and
     restores it afterwards (None keeps the current setting).
     """
-    for name, value, low in (("batch_size", batch_size, 1), ("warmup", warmup, 0)):
-        if not isinstance(value, int) or value < low:
-            raise ConfigError.invalid(name, value, f"an integer >= {low}")
-    if not isinstance(repeats, int) or repeats < 1:
-        raise ConfigError.invalid("repeats", repeats, "an integer >= 1")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ConfigError.invalid("threads", threads, "a positive integer or None")
+    _check_timing(batch_size, threads, warmup, repeats)
+    check_number(min_time, "min_time", low=0)
     device = _device_of(model)
     x = _example(inputs, batch_size, device)
     previous = torch.get_num_threads()
@@ -226,14 +279,10 @@ def compare_latency(
 
         compare_latency({"dense": model, "pruned": small}, (3, 32, 32), batch_size=1)
     """
-    if not 0 <= quantile <= 1:
-        raise ConfigError.invalid("quantile", quantile, "a number in [0, 1]", "0.5 is the median")
+    check_number(quantile, "quantile", low=0, high=1, hint="0.5 is the median")
+    _check_timing(batch_size, threads, warmup, repeats)
     if not models:
         return {}
-    if not isinstance(repeats, int) or repeats < 1:
-        raise ConfigError.invalid("repeats", repeats, "an integer >= 1")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ConfigError.invalid("threads", threads, "a positive integer or None")
     names = list(models)
     prepared = []
     for name in names:
@@ -267,6 +316,13 @@ def compare_latency(
         name: float(torch.tensor(values, dtype=torch.float64).quantile(quantile)) * 1000.0
         for name, values in times.items()
     }
+
+
+def _check_timing(batch_size: Any, threads: Any, warmup: Any, repeats: Any) -> None:
+    check_int(batch_size, "batch_size", low=1)
+    check_int(threads, "threads", low=1, optional=True)
+    check_int(warmup, "warmup", low=0)
+    check_int(repeats, "repeats", low=1)
 
 
 def size_on_disk(model: nn.Module | dict[str, Any]) -> int:

@@ -30,7 +30,16 @@ from typing import Any, TypeVar
 
 from nasforge.errors import ConfigError, RegistryError, close_matches
 
-__all__ = ["ENTRY_POINT_GROUP", "KINDS", "available", "build", "get", "register", "unregister"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "KINDS",
+    "available",
+    "build",
+    "get",
+    "name_of",
+    "register",
+    "unregister",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +65,7 @@ _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
         "nasforge.compress.prune.unstructured",
     ),
     "dataset": ("nasforge.data.datasets",),
-    "evaluator": ("nasforge.nas.evaluator", "nasforge.nas.train_evaluator"),
+    "evaluator": ("nasforge.evaluators.tabular", "nasforge.evaluators.training"),
     "executor": (
         "nasforge.execution.serial",
         "nasforge.execution.process",
@@ -176,6 +185,15 @@ def available(kind: str, pattern: str = "*") -> list[str]:
     _check_kind(kind)
     _load(kind)
     return sorted(n for n in _entries[kind] if fnmatch.fnmatchcase(n, pattern.lower()))
+
+
+def name_of(kind: str, obj: Any) -> str | None:
+    """The name under which ``obj`` (a class or function) is registered as ``kind``, or None."""
+    _check_kind(kind)
+    for name, entry in _entries[kind].items():
+        if entry is obj:
+            return name
+    return None
 
 
 def summary(kind: str, name: str) -> str:

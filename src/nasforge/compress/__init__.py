@@ -2,7 +2,6 @@
 
 from nasforge.compress.base import Compressor
 from nasforge.compress.distill import DistillationCallback, Distiller
-from nasforge.compress.export import export_onnx, export_torchscript, load_model, save_model
 from nasforge.compress.pipeline import Pipeline
 from nasforge.compress.prune import (
     ChannelPruner,
@@ -13,6 +12,7 @@ from nasforge.compress.prune import (
 )
 from nasforge.compress.quantize import Int8Quantizer, QATQuantizer, quantize_int8
 from nasforge.compress.report import CompressionReport
+from nasforge.export import export_onnx, export_torchscript, load_model, save_model
 
 __all__ = [
     "ChannelPruner",

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,9 +34,11 @@ from nasforge.errors import ConfigError, close_matches
 from nasforge.registry import register
 from nasforge.train.augment import Augment, AugmentedLoader, in_memory
 from nasforge.train.callbacks import Callback, TrainState
+from nasforge.train.config import TrainConfig
+from nasforge.validation import check_bool, check_choice, check_int, check_number
 
 if TYPE_CHECKING:
-    from nasforge.train.trainer import Trainer
+    from nasforge.train.engine import Engine
 
 __all__ = [
     "DistillationCallback",
@@ -200,7 +202,7 @@ class DistillationCallback(Callback):
     ) -> None:
         _validate(teacher, mode, temperature, alpha, hints, hint_weight, cache_teacher)
         self.teacher = teacher
-        self.mode = mode
+        self.mode = check_choice(mode, "mode", _MODES)
         self.temperature = float(temperature)
         self.alpha = float(alpha)
         self.hints = [tuple(pair) for pair in hints]
@@ -217,7 +219,7 @@ class DistillationCallback(Callback):
         self._adapter_group: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ hooks
-    def on_fit_begin(self, trainer: Trainer, state: TrainState) -> None:
+    def on_fit_begin(self, trainer: Engine, state: TrainState) -> None:
         if state.model is self.teacher:
             raise ConfigError(
                 "the student and the teacher are the same module. HINT: distil into a "
@@ -240,7 +242,7 @@ class DistillationCallback(Callback):
         if self.adapters:  # built in an earlier fit: train them with this fit's optimizer
             self._attach_adapters(state.optimizer)
 
-    def on_batch_begin(self, trainer: Trainer, state: TrainState) -> None:
+    def on_batch_begin(self, trainer: Engine, state: TrainState) -> None:
         if self.teacher.training:  # someone switched it back; the teacher must stay in eval
             self.teacher.eval()
         inputs = state.inputs
@@ -250,7 +252,7 @@ class DistillationCallback(Callback):
         with torch.no_grad():
             self._teacher_logits = self.teacher(inputs)
 
-    def on_loss(self, trainer: Trainer, state: TrainState) -> None:
+    def on_loss(self, trainer: Engine, state: TrainState) -> None:
         teacher_logits = self._teacher_logits
         if teacher_logits is None:  # pragma: no cover - on_batch_begin always runs first
             raise RuntimeError("on_loss ran before on_batch_begin")
@@ -265,7 +267,7 @@ class DistillationCallback(Callback):
         state.loss = loss
         self._teacher_logits = None
 
-    def on_fit_end(self, trainer: Trainer, state: TrainState) -> None:
+    def on_fit_end(self, trainer: Engine, state: TrainState) -> None:
         self.close()
 
     def close(self) -> None:
@@ -356,21 +358,16 @@ def _validate(
 ) -> None:
     if not isinstance(teacher, nn.Module):
         raise ConfigError.invalid("teacher", type(teacher).__name__, "a trained torch.nn.Module")
-    if mode not in _MODES:
-        raise ConfigError.invalid(
-            "mode", mode, "'soft' (Hinton KD) or 'hard' (teacher's top-1 labels)"
+    check_choice(mode, "mode", _MODES, hint="'soft' (Hinton KD) or 'hard' (top-1 labels)")
+    check_number(temperature, "temperature", low=0, low_open=True, hint="try 1-8")
+    check_number(alpha, "alpha", low=0, high=1, hint="the weight of the distillation term")
+    if (
+        isinstance(hints, str)
+        or not isinstance(hints, Sequence)
+        or not all(
+            isinstance(p, tuple | list) and len(p) == 2 and all(isinstance(n, str) for n in p)
+            for p in hints
         )
-    if not (isinstance(temperature, int | float) and math.isfinite(temperature)) or (
-        temperature <= 0
-    ):
-        raise ConfigError.invalid("temperature", temperature, "a positive number", "try 1-8")
-    if not (isinstance(alpha, int | float) and 0 <= alpha <= 1):
-        raise ConfigError.invalid(
-            "alpha", alpha, "in [0, 1] (weight of the distillation term)", "1 = teacher only"
-        )
-    if isinstance(hints, str) or not all(
-        isinstance(p, tuple | list) and len(p) == 2 and all(isinstance(n, str) for n in p)
-        for p in hints
     ):
         raise ConfigError.invalid(
             "hints",
@@ -380,10 +377,8 @@ def _validate(
         )
     for _, teacher_layer in hints:
         _module(teacher, teacher_layer, "teacher")
-    if not (isinstance(hint_weight, int | float) and hint_weight >= 0):
-        raise ConfigError.invalid("hint_weight", hint_weight, "a number >= 0")
-    if not isinstance(cache_teacher, bool):
-        raise ConfigError.invalid("cache_teacher", cache_teacher, "True or False")
+    check_number(hint_weight, "hint_weight", low=0)
+    check_bool(cache_teacher, "cache_teacher")
     if cache_teacher and hints:
         raise ConfigError.invalid(
             "cache_teacher",
@@ -407,8 +402,10 @@ class Distiller(Compressor):
     set (Hinton et al. 2015): inputs without labels, shuffled in with the training data,
     on which the student learns the teacher's outputs (their targets are the teacher's
     top-1 labels, which only the ``1 - alpha`` task term reads). ``benchmarks/distill.py``
-    measures what each ingredient gains over a matched student trained alone. ``epochs``
-    overrides the Trainer's for this step.
+    measures what each ingredient gains over a matched student trained alone. ``training``
+    (a :class:`~nasforge.train.TrainConfig`, or a mapping of its fields) replaces the
+    Trainer's training options for this step, e.g. ``training={"epochs": 300,
+    "lr_schedule": "cosine"}``; ``epochs`` alone is a shorthand for the number of epochs.
 
     Example::
 
@@ -437,6 +434,7 @@ class Distiller(Compressor):
         unlabeled: torch.Tensor | np.ndarray | TensorDataset | None = None,
         cache_teacher: bool = False,
         epochs: int | None = None,
+        training: TrainConfig | Mapping[str, Any] | None = None,
     ) -> None:
         _validate(teacher, mode, temperature, alpha, hints, hint_weight, cache_teacher)
         if augment is not None and not isinstance(augment, Augment):
@@ -451,22 +449,23 @@ class Distiller(Compressor):
                 "augmentation shows the teacher new inputs every step, so there is "
                 "nothing to cache",
             )
-        if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
-            raise ConfigError.invalid("epochs", epochs, "a positive integer or None")
+        self.training = _training_options(training)
+        self.epochs = check_int(epochs, "epochs", low=1, optional=True)
         self.unlabeled = None if unlabeled is None else _transfer_set(unlabeled)
         self.teacher = teacher
-        self.mode = mode
+        self.mode = check_choice(mode, "mode", _MODES)
         self.temperature = float(temperature)
         self.alpha = float(alpha)
         self.hints = [tuple(p) for p in hints]
         self.hint_weight = float(hint_weight)
         self.augment = augment
         self.cache_teacher = cache_teacher
-        self.epochs = epochs
         self.callback: DistillationCallback | None = None
 
-    def apply(self, model: nn.Module, trainer: Trainer) -> nn.Module:
+    def apply(self, model: nn.Module, trainer: Engine) -> nn.Module:
         """Fine-tune ``model`` (the student) in place under the teacher; return it."""
+        if self.training:
+            trainer = trainer.with_options(**self.training)
         callback = DistillationCallback(
             teacher=self.teacher,
             mode=self.mode,
@@ -503,7 +502,7 @@ class Distiller(Compressor):
         return model
 
     def _add_transfer_set(
-        self, x: torch.Tensor, y: torch.Tensor, trainer: Trainer
+        self, x: torch.Tensor, y: torch.Tensor, trainer: Engine
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The training data with the transfer set appended, labelled by the teacher."""
         unlabeled = self.unlabeled
@@ -540,6 +539,18 @@ class Distiller(Compressor):
             f"hints={self.hints!r}, augment={self.augment!r}, unlabeled={transfer}, "
             f"epochs={self.epochs})"
         )
+
+
+def _training_options(training: Any) -> dict[str, Any]:
+    """The training options a Distiller overrides, checked now rather than mid-pipeline."""
+    if training is None:
+        return {}
+    if isinstance(training, TrainConfig):
+        return training.to_dict()
+    if not isinstance(training, Mapping):
+        raise ConfigError.invalid("training", training, "a TrainConfig, a mapping or None")
+    TrainConfig.from_dict(training, field="training")
+    return dict(training)
 
 
 def _transfer_set(unlabeled: Any) -> torch.Tensor:

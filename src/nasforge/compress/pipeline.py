@@ -15,29 +15,14 @@ from nasforge.compress.base import Compressor
 from nasforge.compress.report import CompressionReport, jsonable
 from nasforge.errors import ConfigError
 from nasforge.measure import compare_latency, count_macs, count_params, size_on_disk
+from nasforge.validation import check_bool, check_int, check_int_list
 
 if TYPE_CHECKING:
-    from nasforge.train.trainer import Trainer
+    from nasforge.train.engine import Engine
 
-__all__ = ["Pipeline", "sample_inputs"]
+__all__ = ["Pipeline"]
 
 logger = logging.getLogger(__name__)
-
-
-def sample_inputs(trainer: Trainer, n: int = 1) -> torch.Tensor:
-    """The first ``n`` training inputs of ``trainer`` (to trace models and time them)."""
-    from nasforge.data.loaders import as_loader
-
-    data = trainer.train_data if trainer.train_data is not None else trainer.val_data
-    if data is None:
-        raise ConfigError(
-            "compression needs example inputs, but the Trainer has no data. HINT: build it "
-            "as Trainer(train_data, val_data, ...)",
-            field="train_data",
-        )
-    batch = next(iter(as_loader(data, batch_size=n, shuffle=False)))
-    inputs = batch[0] if isinstance(batch, list | tuple) else batch
-    return inputs[:n]
 
 
 class Pipeline:
@@ -86,24 +71,20 @@ class Pipeline:
                     "a nasforge Compressor",
                     "build one with nf.build('compressor', name, ...)",
                 )
-        if not batch_sizes or any(not isinstance(b, int) or b < 1 for b in batch_sizes):
-            raise ConfigError.invalid("batch_sizes", batch_sizes, "positive integers")
-        if not isinstance(threads, int) or threads < 1:
-            raise ConfigError.invalid("threads", threads, "a positive integer")
-        if not isinstance(repeats, int) or repeats < 1:
-            raise ConfigError.invalid("repeats", repeats, "a positive integer")
         self.compressors = list(compressors)
-        self.batch_sizes = tuple(batch_sizes)
-        self.threads = threads
-        self.repeats = repeats
-        self.warmup = warmup
-        self.input_shape = tuple(input_shape) if input_shape is not None else None
-        self.copy = copy
-        self.latency = latency
+        self.batch_sizes = tuple(check_int_list(batch_sizes, "batch_sizes", low=1))
+        self.threads = check_int(threads, "threads", low=1)
+        self.repeats = check_int(repeats, "repeats", low=1)
+        self.warmup = check_int(warmup, "warmup", low=0)
+        self.input_shape = None
+        if input_shape is not None:
+            self.input_shape = tuple(check_int_list(input_shape, "input_shape", low=1))
+        self.copy = check_bool(copy, "copy")
+        self.latency = check_bool(latency, "latency")
 
-    def run(self, model: nn.Module, trainer: Trainer) -> tuple[nn.Module, CompressionReport]:
+    def run(self, model: nn.Module, trainer: Engine) -> tuple[nn.Module, CompressionReport]:
         """Compress ``model`` step by step; return the result and its report."""
-        shape = self.input_shape or tuple(sample_inputs(trainer, 1).shape[1:])
+        shape = self.input_shape or tuple(trainer.sample_inputs(1).shape[1:])
         report = CompressionReport(
             settings={
                 "input_shape": list(shape),
@@ -173,7 +154,7 @@ class Pipeline:
         return results
 
     def measure(
-        self, model: nn.Module, trainer: Trainer, shape: Sequence[int], *, latency: bool = False
+        self, model: nn.Module, trainer: Engine, shape: Sequence[int], *, latency: bool = False
     ) -> dict[str, float]:
         """Accuracy (if evaluation data exists), params, MACs, size (and CPU latency)."""
         metrics: dict[str, float] = {}

@@ -2,5 +2,14 @@
 
 from nasforge.data.bundle import DataBundle, load_dataset, stratified_split
 from nasforge.data.loaders import TensorLoader, as_loader
+from nasforge.data.splits import Splits, prepare_splits
 
-__all__ = ["DataBundle", "TensorLoader", "as_loader", "load_dataset", "stratified_split"]
+__all__ = [
+    "DataBundle",
+    "Splits",
+    "TensorLoader",
+    "as_loader",
+    "load_dataset",
+    "prepare_splits",
+    "stratified_split",
+]

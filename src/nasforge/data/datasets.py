@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from nasforge.config import is_int
 from nasforge.data.bundle import DataBundle, stratified_split
 from nasforge.errors import ConfigError, MissingDependencyError
 from nasforge.registry import register
+from nasforge.validation import check_int, check_number, check_sequence
 
 
 def _bundle(
@@ -46,8 +46,7 @@ _MAX_SYNTHETIC_VALUES = 10**8
 
 
 def _check_fraction(name: str, value: float) -> None:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < 1:
-        raise ConfigError.invalid(name, value, "a fraction in [0, 1)")
+    check_number(value, name, low=0, high=1, high_open=True)
 
 
 @register("dataset", "digits")
@@ -65,14 +64,12 @@ def digits(
     ``channels`` is 1 or 3 (grey repeated), and the stratified train/val/test split is
     drawn with ``seed``. Pixels are scaled to [0, 1].
     """
-    if not is_int(size) or size < 8:
-        raise ConfigError.invalid("digits.size", size, "an integer >= 8 (native size is 8)")
-    if not is_int(channels) or channels not in (1, 3):
+    check_int(size, "digits.size", low=8, hint="the native size is 8")
+    if check_int(channels, "digits.channels") not in (1, 3):
         raise ConfigError.invalid("digits.channels", channels, "1 or 3")
     _check_fraction("digits.val_fraction", val_fraction)
     _check_fraction("digits.test_fraction", test_fraction)
-    if not is_int(seed) or seed < 0:
-        raise ConfigError.invalid("digits.seed", seed, "a non-negative integer")
+    check_int(seed, "digits.seed", low=0)
     with resources.files("nasforge.data").joinpath("digits.npz").open("rb") as fh:
         raw = np.load(fh)
         images, targets = raw["images"], raw["targets"]
@@ -108,13 +105,11 @@ def mnist1d(
         raise MissingDependencyError(
             "mnist1d", purpose="to generate the MNIST-1D dataset"
         ) from None
-    if not is_int(num_samples) or num_samples < 100:
-        raise ConfigError.invalid("mnist1d.num_samples", num_samples, "an integer >= 100")
+    check_int(num_samples, "mnist1d.num_samples", low=100)
     _check_fraction("mnist1d.test_fraction", test_fraction)
     _check_fraction("mnist1d.val_fraction", val_fraction)
-    for name, value in (("seed", seed), ("split_seed", split_seed)):
-        if not is_int(value) or value < 0:
-            raise ConfigError.invalid(f"mnist1d.{name}", value, "a non-negative integer")
+    check_int(seed, "mnist1d.seed", low=0)
+    check_int(split_seed, "mnist1d.split_seed", low=0)
     args = get_dataset_args()
     args.num_samples = num_samples
     args.train_split = 1 - test_fraction
@@ -155,23 +150,21 @@ def synthetic(
     Meant for fast tests: any ``input_shape`` (vectors, 1-D signals, images), any number of
     classes; ``noise`` sets how hard the classes are to tell apart.
     """
-    if (
-        not isinstance(input_shape, tuple | list)
-        or not input_shape
-        or not all(is_int(d) and d >= 1 for d in input_shape)
-    ):
-        raise ConfigError.invalid(
-            "synthetic.input_shape", input_shape, "a list of positive integers"
+    shape = tuple(
+        check_sequence(
+            input_shape,
+            "synthetic.input_shape",
+            lambda v, f: check_int(v, f, low=1),
+            expected="a list of positive integers",
         )
-    shape = tuple(int(d) for d in input_shape)
-    if not is_int(num_classes) or num_classes < 2:
-        raise ConfigError.invalid("synthetic.num_classes", num_classes, "an integer >= 2")
-    if not is_int(num_samples) or num_samples < 2 * num_classes:
-        raise ConfigError.invalid(
-            "synthetic.num_samples",
-            num_samples,
-            f"an integer of at least 2 * num_classes = {2 * num_classes}",
-        )
+    )
+    check_int(num_classes, "synthetic.num_classes", low=2)
+    check_int(
+        num_samples,
+        "synthetic.num_samples",
+        low=2 * num_classes,
+        hint=f"at least 2 * num_classes = {2 * num_classes}",
+    )
     if num_samples * math.prod(shape) > _MAX_SYNTHETIC_VALUES:
         raise ConfigError.invalid(
             "synthetic.num_samples",
@@ -179,10 +172,8 @@ def synthetic(
             f"num_samples * prod(input_shape) <= {_MAX_SYNTHETIC_VALUES:,} (synthetic data is "
             "for tests)",
         )
-    if not isinstance(noise, int | float) or isinstance(noise, bool) or not noise >= 0:
-        raise ConfigError.invalid("synthetic.noise", noise, "a number >= 0")
-    if not is_int(seed) or seed < 0:
-        raise ConfigError.invalid("synthetic.seed", seed, "a non-negative integer")
+    check_number(noise, "synthetic.noise", low=0)
+    check_int(seed, "synthetic.seed", low=0)
     _check_fraction("synthetic.val_fraction", val_fraction)
     _check_fraction("synthetic.test_fraction", test_fraction)
     generator = torch.Generator().manual_seed(seed)

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from nasforge.errors import ConfigError
+from nasforge.validation import check_int
 
 DataLike = Any  # Dataset | DataLoader | (x, y) tensors/arrays | TensorLoader
 
@@ -32,8 +33,8 @@ class TensorLoader:
     ) -> None:
         if not tensors or any(len(t) != len(tensors[0]) for t in tensors):
             raise ConfigError("TensorLoader needs tensors of equal length along dim 0")
-        if batch_size < 1:
-            raise ConfigError.invalid("batch_size", batch_size, "a positive integer")
+        check_int(batch_size, "batch_size", low=1)
+        check_int(seed, "seed")
         self.tensors = tensors
         self.batch_size = batch_size
         self.shuffle = shuffle

@@ -12,6 +12,7 @@ worker, and collects results with :meth:`Executor.wait`.
 from __future__ import annotations
 
 import enum
+import os
 import sys
 import time
 import traceback
@@ -20,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from nasforge.config import is_int, is_number
-from nasforge.errors import ConfigError
+from nasforge._options import Configurable
+from nasforge.validation import check_int, check_number
 
 
 class Failure(enum.Enum):
@@ -48,18 +49,23 @@ class TaskResult:
         return self.failure is None
 
 
-class Executor(ABC):
-    """Runs tasks; ``workers`` of them at a time."""
+class Executor(Configurable, ABC):
+    """Runs tasks; ``workers`` of them at a time.
+
+    Subclasses implement :meth:`submit`, :meth:`wait`, :meth:`shutdown` and
+    :attr:`running`. An executor pickles as its constructor options (:attr:`options`): the
+    copy is a fresh executor with the same settings, without the tasks or workers of the
+    original.
+    """
 
     def __init__(self, *, workers: int = 1, timeout: float | None = None) -> None:
-        if not is_int(workers) or workers < 1:
-            raise ConfigError.invalid("executor.workers", workers, "a positive integer")
-        if timeout is not None and not (is_number(timeout) and timeout > 0):
-            raise ConfigError.invalid(
-                "executor.timeout", timeout, "a positive number of seconds or None"
-            )
-        self.workers = workers
-        self.timeout = None if timeout is None else float(timeout)
+        self.workers = check_int(workers, "executor.workers", low=1)
+        self.timeout = check_number(
+            timeout, "executor.timeout", low=0, low_open=True, optional=True
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.options))
 
     @property
     @abstractmethod
@@ -90,10 +96,20 @@ class Executor(ABC):
         self.shutdown()
 
 
+def _rebuild(cls: type[Executor], options: dict[str, Any]) -> Executor:
+    return cls(**options)
+
+
 def run_task(fn: Callable[..., Any], threads: int, args: tuple[Any, ...]) -> tuple[str, Any]:
     """Run one task inside a worker; the answer is ``("ok", value)`` or
-    ``("error", (failure kind, message))``, so failures travel back as data."""
-    if "torch" in sys.modules:  # keep parallel workers from oversubscribing the cores
+    ``("error", (failure kind, message))``, so failures travel back as data.
+
+    PyTorch in the worker uses ``threads`` intra-op threads, so that parallel workers do
+    not oversubscribe the cores: set now if torch is loaded, and through the environment
+    (read when torch is first imported) if the task imports it itself."""
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = str(threads)
+    if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
     try:
         return "ok", fn(*args)

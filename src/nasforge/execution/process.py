@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from nasforge.config import is_int
 from nasforge.errors import ConfigError
 from nasforge.execution.base import (
     Executor,
@@ -25,6 +24,7 @@ from nasforge.execution.base import (
     timed_out,
 )
 from nasforge.registry import register
+from nasforge.validation import check_choice, check_int
 
 _START_METHODS = ("fork", "forkserver", "spawn")
 
@@ -64,17 +64,13 @@ class ProcessExecutor(Executor):
         if start_method is None:
             start_method = "fork" if sys.platform.startswith("linux") else "spawn"
         supported = [m for m in _START_METHODS if m in multiprocessing.get_all_start_methods()]
-        if start_method not in supported:
-            raise ConfigError.invalid("executor.start_method", start_method, f"one of {supported}")
+        self.start_method = check_choice(start_method, "executor.start_method", supported)
         if threads_per_worker is None:
-            threads_per_worker = max(1, (os.cpu_count() or 1) // workers)
-        if not is_int(threads_per_worker) or threads_per_worker < 1:
-            raise ConfigError.invalid(
-                "executor.threads_per_worker", threads_per_worker, "a positive integer"
-            )
-        self.start_method = start_method
-        self.threads_per_worker = threads_per_worker
-        self._context = multiprocessing.get_context(start_method)
+            threads_per_worker = max(1, (os.cpu_count() or 1) // self.workers)
+        self.threads_per_worker = check_int(
+            threads_per_worker, "executor.threads_per_worker", low=1
+        )
+        self._context = multiprocessing.get_context(self.start_method)
         self._running: dict[int, _Running] = {}
 
     @property

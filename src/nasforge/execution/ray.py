@@ -8,7 +8,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nasforge.config import is_number
 from nasforge.errors import ConfigError, MissingDependencyError
 from nasforge.execution.base import (
     Executor,
@@ -20,8 +19,10 @@ from nasforge.execution.base import (
     timed_out,
 )
 from nasforge.registry import register
+from nasforge.validation import check_number, check_str
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours its error messages
+_ADDRESS = re.compile(r"^(auto|local|(ray://)?[\w.\-]+:\d+)$")
 
 
 @dataclass
@@ -56,13 +57,13 @@ class RayExecutor(Executor):
         init_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(workers=workers, timeout=timeout)
-        if not (is_number(cpus_per_trial) and cpus_per_trial > 0):
-            raise ConfigError.invalid("executor.cpus_per_trial", cpus_per_trial, "a number > 0")
-        if not (is_number(gpus_per_trial) and gpus_per_trial >= 0):
-            raise ConfigError.invalid("executor.gpus_per_trial", gpus_per_trial, "a number >= 0")
-        if address is not None and not isinstance(address, str):
+        check_number(cpus_per_trial, "executor.cpus_per_trial", low=0, low_open=True)
+        check_number(gpus_per_trial, "executor.gpus_per_trial", low=0)
+        if address is not None and not _ADDRESS.match(check_str(address, "executor.address")):
             raise ConfigError.invalid(
-                "executor.address", address, "None (a local Ray) or an address such as 'auto'"
+                "executor.address",
+                address,
+                "None (a local Ray), 'auto', 'local', 'host:port' or 'ray://host:port'",
             )
         if init_options is not None and not (
             isinstance(init_options, Mapping) and all(isinstance(k, str) for k in init_options)

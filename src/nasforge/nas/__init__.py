@@ -1,16 +1,64 @@
-"""The search machinery: the loop behind :func:`nasforge.search`, its trial records and
-results, the evaluators it calls, and the crash-safe journal."""
+"""The search machinery: the loop behind :func:`nasforge.search`, the evaluator contract it
+calls, trial records and results, schedulers, objectives and the crash-safe journal.
 
-from nasforge.nas.evaluator import Evaluator, TabularBenchmark, UnknownArchError
-from nasforge.nas.loop import search
-from nasforge.nas.result import SearchResult, Trial, TrialStatus
+The concrete evaluators live in :mod:`nasforge.evaluators`. Names load on first use, so
+that listing the schedulers does not load the loop.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY: dict[str, str] = {
+    "Evaluator": "nasforge.nas.evaluator",
+    "search": "nasforge.nas.loop",
+    "Constraint": "nasforge.nas.objectives",
+    "Objectives": "nasforge.nas.objectives",
+    "SearchResult": "nasforge.nas.result",
+    "Trial": "nasforge.nas.result",
+    "TrialStatus": "nasforge.nas.result",
+    "FullBudget": "nasforge.nas.schedulers",
+    "Hyperband": "nasforge.nas.schedulers",
+    "Scheduler": "nasforge.nas.schedulers",
+    "SuccessiveHalving": "nasforge.nas.schedulers",
+    "UnknownArchError": "nasforge.errors",
+}
+#: Old names of this package that moved up a layer (a DeprecationWarning on use).
+_MOVED = {"TabularBenchmark": "nasforge.evaluators.tabular"}
 
 __all__ = [
+    "Constraint",
     "Evaluator",
+    "FullBudget",
+    "Hyperband",
+    "Objectives",
+    "Scheduler",
     "SearchResult",
-    "TabularBenchmark",
+    "SuccessiveHalving",
     "Trial",
     "TrialStatus",
     "UnknownArchError",
     "search",
 ]
+
+if TYPE_CHECKING:
+    from nasforge.errors import UnknownArchError
+    from nasforge.nas.evaluator import Evaluator
+    from nasforge.nas.loop import search
+    from nasforge.nas.objectives import Constraint, Objectives
+    from nasforge.nas.result import SearchResult, Trial, TrialStatus
+    from nasforge.nas.schedulers import FullBudget, Hyperband, Scheduler, SuccessiveHalving
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        from nasforge._deprecated import moved
+
+        return moved(__name__, _MOVED)(name)
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

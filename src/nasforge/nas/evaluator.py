@@ -1,129 +1,77 @@
-"""Evaluators: turn an architecture into a metrics dict.
+"""The evaluator contract: what the search loop calls to score an architecture.
 
-One protocol, :class:`Evaluator`: ``evaluate(arch, budget=None) -> dict[str, float]``.
-:class:`TabularBenchmark` (registered as evaluator ``tabular``) looks the metrics up in a
-table keyed by :attr:`Arch.key`, e.g. the NAS-Bench-201 export::
-
-    bench = nf.TabularBenchmark.from_csv("nb201_cifar10.csv", key="arch")
-    bench.evaluate(arch)          # {'index': 1.0, 'val_acc': 82.834, 'test_acc': 88.22}
+An evaluator turns an :class:`~nasforge.Arch` (and a budget) into a dict of metrics. The
+concrete ones live in :mod:`nasforge.evaluators`; this module holds the contract the
+search loop relies on, so that the loop never depends on any particular evaluator.
 """
 
 from __future__ import annotations
 
-import csv
-import math
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
 
-from nasforge.errors import ConfigError, NasforgeError
-from nasforge.registry import register
+from nasforge._deprecated import moved
+from nasforge.errors import ConfigError
 from nasforge.space.base import Arch
 
-__all__ = ["Evaluator", "TabularBenchmark", "UnknownArchError"]
+__all__ = ["Evaluator"]
 
 
-class UnknownArchError(NasforgeError, KeyError):
-    """A tabular benchmark has no row for the requested architecture key."""
+class Evaluator(ABC):
+    """Base class of evaluators: ``evaluate(arch, budget=None) -> dict[str, float]``.
 
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
+    Only :meth:`evaluate` is required; any object with such a method is an Evaluator
+    (``isinstance`` says so), subclass or not. ``budget`` is the fidelity (e.g. epochs) a
+    multi-fidelity scheduler asks for; evaluators without fidelities ignore it. Raising an
+    exception marks the trial as failed.
 
+    The optional hooks below have safe defaults; :func:`nasforge.search` uses them when an
+    evaluator provides them:
 
-@runtime_checkable
-class Evaluator(Protocol):
-    """Anything with ``evaluate(arch, budget=None) -> dict[str, float]``.
-
-    ``budget`` is the fidelity (e.g. epochs) a multi-fidelity scheduler asks for; evaluators
-    without fidelities ignore it. Raising an exception marks the trial as failed.
-
-    Optional, and used by :func:`nasforge.search` when present: ``metrics`` (the names
-    ``evaluate`` returns, so that a wrong objective fails before anything runs),
-    ``measure(arch)`` (the metrics known without training, for constraints checked before
-    training), ``test(arch)`` (metrics added to the chosen trials at the end, when
-    ``has_test`` is not False),
-    ``identity()`` (a JSON-able dict recorded in the journal; resuming with another is
-    refused) and ``continues_trials`` (False: a larger budget retrains from scratch).
+    - :attr:`metrics`: the names :meth:`evaluate` returns, so that a wrong objective or
+      constraint fails before anything runs (None: not known in advance);
+    - :meth:`measure`: metrics known without training (``params``, ``macs``,
+      ``latency_ms``), so that constraints on them are checked before a trial trains;
+    - :meth:`test` and :attr:`has_test`: metrics added to the chosen trials at the end;
+    - :meth:`identity`: a JSON-able dict recorded in the journal (resuming with another
+      evaluator is refused);
+    - :attr:`continues_trials`: False when a larger budget retrains from scratch;
+    - :attr:`timing_metrics`: metrics measured in wall-clock time, which differ from run
+      to run (everything else must be the same for the same seed).
     """
 
-    def evaluate(self, arch: Arch, budget: float | None = None) -> dict[str, float]: ...
-
-
-@register("evaluator", "tabular")
-class TabularBenchmark:
-    """Metrics looked up in a table: ``{arch key: {metric: value}}``; O(1) per query.
-
-    Example::
-
-        bench = TabularBenchmark({"a": {"acc": 0.9}, "b": {"acc": 0.8}})
-        bench.evaluate(space.from_key("a"))["acc"]
-    """
-
-    def __init__(self, table: Mapping[str, Mapping[str, float]], *, name: str = "table") -> None:
-        if not isinstance(table, Mapping) or not table:
-            raise ConfigError.invalid(
-                "table", type(table).__name__, "a non-empty mapping key -> metrics"
-            )
-        self._table: dict[str, dict[str, float]] = {str(k): dict(v) for k, v in table.items()}
-        self.name = name
-        self.metrics: tuple[str, ...] = tuple(next(iter(self._table.values())))
+    metrics: tuple[str, ...] | None = None
+    has_test: bool = False
+    continues_trials: bool = True
+    timing_metrics: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
-    def from_csv(cls, path: str | Path, *, key: str = "arch") -> TabularBenchmark:
-        """Read a CSV with one row per arch; the ``key`` column holds :attr:`Arch.key` and
-        every other column whose values all parse as numbers becomes a metric."""
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError.invalid("path", str(path), "an existing CSV file")
-        with path.open(newline="") as fh:
-            reader = csv.DictReader(fh)
-            columns = reader.fieldnames or []
-            if key not in columns:
-                raise ConfigError.invalid("key", key, f"a column of {path.name}: {columns}")
-            rows = list(reader)
-        if not rows:
-            raise ConfigError.invalid("path", str(path), "a CSV with at least one data row")
-        numeric = [c for c in columns if c != key and all(_is_number(r[c]) for r in rows)]
-        table: dict[str, dict[str, float]] = {}
-        for r in rows:
-            if r[key] in table:
-                raise ConfigError.invalid(f"{path.name}:{key}", r[key], "unique keys")
-            table[r[key]] = {c: float(r[c]) for c in numeric}
-        return cls(table, name=path.stem)
+    def __subclasshook__(cls, other: type) -> bool:
+        if cls is Evaluator:
+            return callable(getattr(other, "evaluate", None)) or NotImplemented
+        return NotImplemented
 
-    def evaluate(self, arch: Arch | str, budget: float | None = None) -> dict[str, float]:
-        """The row of ``arch`` (a copy); ``budget`` is ignored (one fidelity)."""
-        k = arch if isinstance(arch, str) else arch.key
-        try:
-            return dict(self._table[k])
-        except KeyError:
-            raise UnknownArchError(
-                f"architecture {k!r} is not in table {self.name!r} ({len(self._table)} rows). "
-                "HINT: check that the space's keys match the table's key column"
-            ) from None
+    @abstractmethod
+    def evaluate(self, arch: Arch, budget: float | None = None) -> dict[str, float]:
+        """The metrics of ``arch`` trained (or looked up) at ``budget``."""
+
+    def measure(self, arch: Arch) -> dict[str, float]:
+        """Metrics known without training (default: none)."""
+        return {}
+
+    def test(self, arch: Arch) -> dict[str, float]:
+        """Test metrics of ``arch`` (only evaluators with :attr:`has_test` implement it)."""
+        raise ConfigError(f"{type(self).__name__} has no test data", field="evaluator")
 
     def identity(self) -> dict[str, Any]:
-        """What identifies the table (recorded in a search's journal)."""
-        return {"evaluator": "tabular", "name": self.name, "rows": len(self)}
-
-    def __contains__(self, arch: object) -> bool:
-        k = arch if isinstance(arch, str) else getattr(arch, "key", None)
-        return k in self._table
-
-    def __len__(self) -> int:
-        return len(self._table)
-
-    def keys(self) -> list[str]:
-        return list(self._table)
-
-    def __repr__(self) -> str:
-        return (
-            f"TabularBenchmark(name={self.name!r}, rows={len(self)}, metrics={list(self.metrics)})"
-        )
+        """What the metrics depend on besides the arch (recorded in a search's journal)."""
+        return {"evaluator": type(self).__qualname__}
 
 
-def _is_number(text: Any) -> bool:
-    try:
-        return math.isfinite(float(text))
-    except (TypeError, ValueError):
-        return False
+__getattr__ = moved(
+    __name__,
+    {
+        "TabularBenchmark": "nasforge.evaluators.tabular",
+        "UnknownArchError": "nasforge.errors",
+    },
+)

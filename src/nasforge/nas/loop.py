@@ -31,13 +31,14 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nasforge.config import is_int
+from nasforge._progress import progress_bar
 from nasforge.errors import ConfigError, NasforgeError, TooManyFailuresError
 from nasforge.execution.base import Executor, TaskResult
 from nasforge.nas.evaluator import Evaluator
@@ -55,6 +56,7 @@ from nasforge.registry import available, get
 from nasforge.registry import build as build_plugin
 from nasforge.space.base import Arch, Space
 from nasforge.strategy.base import Strategy
+from nasforge.validation import check_bool, check_int
 
 __all__ = ["check_setup", "search"]
 
@@ -82,38 +84,54 @@ def search(
     deterministic: bool = True,
     test: bool = True,
     strategy_options: Mapping[str, Any] | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> SearchResult:
     """Search ``space`` until ``budget`` trials are done; return a :class:`SearchResult`.
 
-    - ``strategy``: a registered name (built with ``space``, ``seed`` and
-      ``strategy_options``) or a ready :class:`~nasforge.strategy.Strategy`.
-    - ``objective``/``mode``: a metric name and ``"max"``/``"min"``, or lists of them for a
-      multi-objective search (the strategy is told a tuple; see ``nsga2``).
-    - ``constraints``: e.g. ``["params <= 100_000", "latency_ms <= 5"]``. Those on
-      ``params``, ``macs``/``flops`` and ``latency_ms`` are checked before training when
-      the evaluator has ``measure(arch)``; a candidate that breaks one is recorded as
-      infeasible, never trained, and does not count towards ``budget``.
-    - ``scheduler``: None (every trial at full budget), a mapping such as ``{"name":
-      "hyperband", "min_budget": 1, "max_budget": 9}`` (or ``"successive_halving"``), or a
-      Scheduler; with one, ``budget`` counts trials (architectures), each run at one or
-      more budgets (e.g. epochs).
-    - ``executor``: None/``"serial"``, ``"process"``, ``"ray"``, a mapping ``{"name":
-      ..., **options}`` (e.g. ``{"name": "process", "workers": 2, "timeout": 600}``) or an
-      Executor. The strategy is asked for as many candidates as there are free workers.
-    - ``journal``: a file that records every trial's start and end as it happens;
-      ``resume=True`` continues the search it records (finished trials are not run again;
-      trials running at the crash are re-run), and refuses a journal of another search.
-    - A trial that raises, returns a NaN/infinite objective, runs out of memory or exceeds
-      the executor's timeout is recorded as failed and the search goes on; after
-      ``max_consecutive_failures`` failures in a row it stops with
-      :class:`~nasforge.TooManyFailuresError` (None: never).
-    - ``test``: when the evaluator has ``test(arch)`` (and test data: ``has_test``), add
-      its metrics to the best trial (all Pareto-optimal trials when there are several
-      objectives) at the end.
-
-    Ctrl-C stops the search, marks running trials interrupted and returns what was found.
+    ``strategy``: a registered name (built with ``space``, ``seed``, ``strategy_options``)
+    or a Strategy. ``objective``/``mode``: a metric and ``"max"``/``"min"``, or lists of
+    them (the strategy is then told tuples; see ``nsga2``). ``constraints``: e.g.
+    ``["params <= 100_000"]``; those on ``params``, ``macs``/``flops``, ``latency_ms`` are
+    checked before training, and a candidate breaking one is infeasible and not counted.
+    ``scheduler``: None (full budget), ``{"name": "hyperband", "min_budget": 1,
+    "max_budget": 9}`` or a Scheduler. ``executor``: None, ``"process"``, ``"ray"``,
+    ``{"name": ..., **options}`` or an Executor. ``journal``: a crash-safe record;
+    ``resume=True`` continues it. A trial that fails is recorded and the search goes on,
+    until ``max_consecutive_failures`` in a row (None: never). ``deterministic``: the same
+    trials whatever the timing. ``test``: add the evaluator's test metrics to the best
+    trial(s). ``progress``: a bar (None: when standard error is a terminal). Ctrl-C marks
+    running trials interrupted and returns what was found. docs/search.md has the details.
     """
+    _check_arguments(space, evaluator, budget, max_consecutive_failures, resume, journal)
+    check_bool(deterministic, "deterministic")
+    check_bool(test, "test")
+    run = _Search(
+        space=space,
+        evaluator=evaluator,
+        strategy=_make_strategy(space, strategy, seed, strategy_options),
+        scheduler=_make_plugin("scheduler", scheduler, Scheduler, FullBudget),
+        budget=budget,
+        objectives=Objectives.parse(objective, mode),
+        constraints=parse_constraints(constraints),
+        max_consecutive_failures=max_consecutive_failures,
+        deterministic=deterministic,
+    )
+    run.check()
+    run.run(executor, journal, resume, progress, dict(strategy_options or {}))
+    result = run.result()
+    if test and not run.interrupted:
+        _add_test_metrics(evaluator, result)
+    return result
+
+
+def _check_arguments(
+    space: Any,
+    evaluator: Any,
+    budget: Any,
+    max_consecutive_failures: Any,
+    resume: Any,
+    journal: Any,
+) -> None:
     if not isinstance(space, Space):
         raise ConfigError.invalid("space", type(space).__name__, "a nasforge Space")
     if not callable(getattr(evaluator, "evaluate", None)):
@@ -123,68 +141,13 @@ def search(
             "an object with evaluate(arch, budget=None) -> dict of metrics",
             hint="e.g. nf.TabularBenchmark.from_csv(path, key='arch')",
         )
-    _check_count("budget", budget, "a positive integer (number of trials)")
-    if max_consecutive_failures is not None:
-        _check_count("max_consecutive_failures", max_consecutive_failures, "a positive integer")
-    objectives = Objectives.parse(objective, mode)
-    limits = parse_constraints(constraints)
-    run = _Search(
-        space=space,
-        evaluator=evaluator,
-        strategy=_make_strategy(space, strategy, seed, strategy_options),
-        scheduler=_make_plugin("scheduler", scheduler, Scheduler, FullBudget),
-        budget=budget,
-        objectives=objectives,
-        constraints=limits,
-        max_consecutive_failures=max_consecutive_failures,
-        deterministic=deterministic,
-    )
-    check_setup(
-        strategy=run.strategy,
-        scheduler=run.scheduler,
-        objectives=objectives,
-        constraints=limits,
-        metrics=getattr(evaluator, "metrics", None),
-        epochs=getattr(evaluator, "epochs", None),
-    )
-    if run.scheduler.adaptive and getattr(evaluator, "continues_trials", True) is False:
-        logger.warning(
-            "the %s scheduler promotes trials to larger budgets, but the evaluator retrains "
-            "them from scratch; give TrainEvaluator a checkpoint_dir to continue them",
-            run.scheduler.name,
-        )
-    identity = {
-        "space": space.to_dict(),
-        **objectives.to_dict(),
-        "constraints": [str(c) for c in limits],
-        "strategy": run.strategy.name,
-        "strategy_options": dict(strategy_options or {}),
-        "seed": run.strategy.seed,
-        "scheduler": run.scheduler.to_dict(),
-    }
-    if callable(getattr(evaluator, "identity", None)):
-        identity["evaluator"] = evaluator.identity()
+    check_int(budget, "budget", low=1, hint="the number of trials")
+    check_int(max_consecutive_failures, "max_consecutive_failures", low=1, optional=True)
+    check_bool(resume, "resume")
+    if journal is not None and not isinstance(journal, str | os.PathLike):
+        raise ConfigError.invalid("journal", journal, "a file path or None")
     if resume and journal is None:
         raise ConfigError.invalid("resume", resume, "False when no journal is given")
-    log = Journal(journal, identity, resume=resume) if journal is not None else None
-    try:
-        if log is not None:
-            run.load(log)
-        workers = _make_plugin("executor", executor, Executor, None)
-        try:
-            run.execute(workers, log, progress)
-        finally:
-            workers.shutdown()
-    finally:
-        if log is not None:
-            log.close()
-    result = run.result()
-    if test and callable(getattr(evaluator, "test", None)) and not run.interrupted:
-        if getattr(evaluator, "has_test", True):
-            _add_test_metrics(evaluator, result)
-        else:
-            logger.info("the evaluator has no test data: no test metrics for the chosen trials")
-    return result
 
 
 def check_setup(
@@ -276,6 +239,64 @@ class _Search:
         self.bar: Any = None
         self.best: float | None = None
 
+    def check(self) -> None:
+        """Refuse a setup that cannot work before anything runs (see :func:`check_setup`)."""
+        check_setup(
+            strategy=self.strategy,
+            scheduler=self.scheduler,
+            objectives=self.objectives,
+            constraints=self.constraints,
+            metrics=getattr(self.evaluator, "metrics", None),
+            epochs=getattr(self.evaluator, "epochs", None),
+        )
+        retrains = getattr(self.evaluator, "continues_trials", True) is False
+        if self.scheduler.adaptive and retrains:
+            logger.warning(
+                "the %s scheduler promotes trials to larger budgets, but the evaluator "
+                "retrains them from scratch; give TrainEvaluator a checkpoint_dir to continue "
+                "them",
+                self.scheduler.name,
+            )
+
+    def identity(self, strategy_options: dict[str, Any]) -> dict[str, Any]:
+        """What identifies this search in its journal (resuming another one is refused)."""
+        identity = {
+            "space": self.space.to_dict(),
+            **self.objectives.to_dict(),
+            "constraints": [str(c) for c in self.constraints],
+            "strategy": self.strategy.name,
+            "strategy_options": strategy_options,
+            "seed": self.strategy.seed,
+            "scheduler": self.scheduler.to_dict(),
+        }
+        if callable(getattr(self.evaluator, "identity", None)):
+            identity["evaluator"] = self.evaluator.identity()
+        return identity
+
+    def run(
+        self,
+        executor: Any,
+        journal: str | os.PathLike[str] | None,
+        resume: bool,
+        progress: bool | None,
+        strategy_options: dict[str, Any],
+    ) -> None:
+        """Open the journal (taking its recorded results when resuming), make the executor,
+        run the loop, and close both whatever happens."""
+        identity = self.identity(strategy_options)
+        log = Journal(journal, identity, resume=resume) if journal is not None else None
+        try:
+            if log is not None:
+                self.load(log)
+            workers = _make_plugin("executor", executor, Executor, None)
+            try:
+                self.execute(workers, log, progress)
+            finally:
+                workers.shutdown()
+        finally:
+            if log is not None:
+                log.close()
+
     # --- resume ----------------------------------------------------------------------------
     def load(self, journal: Journal) -> None:
         """Take the recorded results of a resumed journal; mark unfinished jobs interrupted."""
@@ -293,13 +314,15 @@ class _Search:
             logger.info("resuming: %d recorded results", len(self.recorded))
 
     # --- the loop --------------------------------------------------------------------------
-    def execute(self, executor: Executor, journal: Journal | None, progress: bool) -> None:
+    def execute(self, executor: Executor, journal: Journal | None, progress: bool | None) -> None:
         self.executor = executor
         self.journal = journal
         # One task function holding the evaluator: executors that ship functions to workers
         # once (Ray's object store) then do not send the evaluator and its data every trial.
         self.task = functools.partial(_run_job, self.evaluator)
-        self.bar = _progress_bar(self.budget, progress, self.strategy.name)
+        self.bar = progress_bar(
+            progress, total=self.budget, desc=f"search ({self.strategy.name})", unit="trial"
+        )
         try:
             while True:
                 while self._free_slots() > 0:
@@ -324,8 +347,7 @@ class _Search:
                     if journal is not None:
                         journal.ended(trial.to_dict())
         finally:
-            if self.bar is not None:
-                self.bar.close()
+            self.bar.close()
 
     def _free_slots(self) -> int:
         """How many jobs may start now.
@@ -455,11 +477,9 @@ class _Search:
             if trial.status is TrialStatus.INFEASIBLE:
                 continue
             self._log_best(trial, score)
-            if self.bar is not None:
-                self.bar.update(1)
-                name = self.objectives.names[0]
-                shown = "-" if self.best is None else f"{self.best:.4g}"
-                self.bar.set_postfix({name: shown})
+            self.bar.update(1)
+            shown = "-" if self.best is None else f"{self.best:.4g}"
+            self.bar.set_postfix({self.objectives.names[0]: shown})
 
     def _log_best(self, trial: Trial, score: Any) -> None:
         if score is None or self.objectives.multi:
@@ -510,6 +530,8 @@ class _Search:
             strategy=self.strategy.name,
             seed=self.strategy.seed,
             duration=time.perf_counter() - self.started,
+            space=self.space,
+            evaluator=self.evaluator,
         )
 
 
@@ -548,6 +570,13 @@ def _outcome(task: TaskResult) -> _Outcome:
 
 
 def _add_test_metrics(evaluator: Any, result: SearchResult) -> None:
+    """Add ``evaluator.test`` metrics to the best trial (every Pareto-optimal one with
+    several objectives), when the evaluator has test data."""
+    if not callable(getattr(evaluator, "test", None)):
+        return
+    if not getattr(evaluator, "has_test", True):
+        logger.info("the evaluator has no test data: no test metrics for the chosen trials")
+        return
     chosen = result.pareto_front() if len(result.objectives) > 1 else [result.best]
     for trial in chosen:
         if trial is not None:
@@ -596,11 +625,6 @@ def _make_plugin(kind: str, spec: Any, base: type, default: type | None) -> Any:
     )
 
 
-def _check_count(name: str, value: Any, expected: str) -> None:
-    if not is_int(value) or value < 1:
-        raise ConfigError.invalid(name, value, expected)
-
-
 def _float(value: Any) -> float:
     """A metric read back from JSON, where NaN and infinities were stored as null."""
     return math.nan if value is None else float(value)
@@ -613,11 +637,3 @@ def _budget_key(budget: Any) -> float | None:
 def _last_line(text: str | None) -> str:
     lines = (text or "").strip().splitlines()
     return lines[-1] if lines else ""
-
-
-def _progress_bar(total: int, enabled: bool, name: str) -> Any:
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=f"search ({name})", unit="trial", leave=False)

@@ -9,16 +9,20 @@ from __future__ import annotations
 import csv
 import enum
 import json
+import logging
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nasforge.errors import ConfigError, MissingDependencyError
-from nasforge.space.base import Arch
+from nasforge.space.base import Arch, Space
 
 __all__ = ["SearchResult", "Trial", "TrialStatus"]
+
+logger = logging.getLogger(__name__)
 
 
 class TrialStatus(enum.Enum):
@@ -88,6 +92,9 @@ class SearchResult:
     duration: float = 0.0
     objectives: tuple[str, ...] = ()
     modes: tuple[str, ...] = ()
+    #: The space searched and the evaluator that scored it (not part of the saved data).
+    space: Space | None = field(default=None, repr=False, compare=False)
+    evaluator: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.objectives = tuple(self.objectives) or (self.objective,)
@@ -127,7 +134,7 @@ class SearchResult:
     def pareto_front(self) -> list[Trial]:
         """The trials of :attr:`final` that no other beats on every objective (at least as
         good on all, better on one), in trial order."""
-        from nasforge.nas.pareto import pareto_front
+        from nasforge.pareto import pareto_front
 
         trials = [t for t in self.final if self._has_objectives(t)]
         if not trials:
@@ -138,7 +145,7 @@ class SearchResult:
     def hypervolume(self, reference: Sequence[float]) -> float:
         """The hypervolume of :meth:`pareto_front` against ``reference`` (one worst value
         per objective, in the objectives' own units and directions)."""
-        from nasforge.nas.pareto import hypervolume
+        from nasforge.pareto import hypervolume
 
         front = self.pareto_front()
         points = [[t.metrics[o] for o in self.objectives] for t in front]
@@ -257,6 +264,102 @@ class SearchResult:
         ax.set_title(f"{self.strategy or 'search'}: Pareto front ({len(front)} trials)")
         ax.legend()
         return ax
+
+    def table(self, rows: int = 10) -> str:
+        """The best ``rows`` trials (the whole Pareto front with several objectives) as a
+        text table with the objectives, test accuracy, size and latency."""
+        if len(self.objectives) > 1:
+            trials = self.pareto_front()
+            title = f"Pareto front: {len(trials)} of {len(self.trials)} trials"
+        else:
+            sign = -1 if self.mode == "max" else 1
+            trials = sorted(self.final, key=lambda t: sign * t.metrics[self.objective])[:rows]
+            title = f"best {len(trials)} of {len(self.trials)} trials"
+        columns = list(
+            dict.fromkeys([*self.objectives, "test_acc", "params", "macs", "latency_ms", "epochs"])
+        )
+        columns = [c for c in columns if any(c in t.metrics for t in trials)]
+        header = ["trial", *columns, "arch"]
+        body = [[str(t.number), *(_cell(t.metrics.get(c)) for c in columns), t.key] for t in trials]
+        widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header) - 1)]
+        lines = [title]
+        for row in [header, *body]:
+            cells = "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=False))
+            lines.append(f"{cells}  {row[-1]}")
+        return "\n".join(lines)
+
+    def save(self, directory: str | os.PathLike[str]) -> dict[str, Path]:
+        """Write the search's results into ``directory`` (created if needed); return the
+        paths written by kind.
+
+        ``trials.csv`` and ``trials.json`` (every trial), ``best.json`` (the best trial's
+        number, key, arch, metrics and the space, which ``Space.from_dict`` rebuilds),
+        ``best_model.pt`` (its trained weights, when the evaluator can ``load_model``;
+        read back with :func:`nasforge.load_model`), and with matplotlib ``progress.png``
+        (and ``pareto.png`` with several objectives). ``nasforge search --out DIR`` writes
+        exactly this.
+        """
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        written = {"csv": out / "trials.csv", "json": out / "trials.json"}
+        self.to_csv(written["csv"])
+        self.to_json(written["json"])
+        best = self.best
+        if best is not None:
+            written["best"] = out / "best.json"
+            written["best"].write_text(json.dumps(self._best_record(best), indent=1))
+            if callable(getattr(self.evaluator, "load_model", None)):
+                from nasforge.export import save_model
+
+                written["model"] = out / "best_model.pt"
+                metadata = {"arch": best.arch.to_dict(), "space": self._space_name()}
+                save_model(
+                    self.evaluator.load_model(best.arch), written["model"], metadata=metadata
+                )
+        written.update(self._save_plots(out))
+        return written
+
+    def _best_record(self, best: Trial) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "number": best.number,
+            "key": best.key,
+            "arch": best.arch.to_dict(),
+            "metrics": best.metrics,
+            "space": None if self.space is None else self.space.to_dict(),
+        }
+        for name in ("input_shape", "num_classes"):
+            value = getattr(self.evaluator, name, None)
+            if value is not None:
+                record[name] = list(value) if isinstance(value, tuple) else value
+        return record
+
+    def _space_name(self) -> str | None:
+        return None if self.space is None else self.space.name
+
+    def _save_plots(self, out: Path) -> dict[str, Path]:
+        """The progress (and Pareto) plots as PNG files, drawn without pyplot so that the
+        caller's matplotlib backend is left alone; nothing without matplotlib."""
+        try:
+            from matplotlib.figure import Figure
+        except ImportError:
+            logger.info("matplotlib is not installed: no plots (pip install 'nasforge[plots]')")
+            return {}
+        written = {}
+        plots = [("progress_plot", "progress.png", self.plot)]
+        if len(self.objectives) > 1:
+            plots.append(("pareto_plot", "pareto.png", self.plot_pareto))
+        for kind, name, draw in plots:
+            figure = Figure(figsize=(6, 4))
+            draw(ax=figure.subplots())
+            written[kind] = out / name
+            figure.savefig(written[kind], dpi=120, bbox_inches="tight")
+        return written
+
+
+def _cell(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
 def _pyplot(purpose: str) -> Any:

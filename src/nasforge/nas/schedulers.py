@@ -32,9 +32,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nasforge.config import is_int, is_number
+from nasforge._options import Configurable
 from nasforge.errors import ConfigError
 from nasforge.registry import register
+from nasforge.validation import check_int, check_number
 
 __all__ = ["FullBudget", "Hyperband", "Job", "Scheduler", "SuccessiveHalving"]
 
@@ -52,14 +53,18 @@ class Job:
     new: bool
 
 
-class Scheduler:
+class Scheduler(Configurable):
     """Base class. The loop calls :meth:`next_job` whenever a worker is free and
     :meth:`report` with every result, and tells the strategy about the trials that
-    :meth:`report` returns as final (they will not run again)."""
+    :meth:`report` returns as final (they will not run again). Constructor options are
+    recorded automatically; :meth:`to_dict` gives them with the name."""
 
     name = "scheduler"
     #: Whether the jobs handed out depend on the results reported (see Strategy.adaptive).
     adaptive = True
+
+    def __init__(self) -> None:
+        """A scheduler without options; subclasses take theirs as keyword arguments."""
 
     def next_job(self, new_trial: int | None) -> Job | None:
         """The next job, or None when nothing can run until a result comes back.
@@ -79,8 +84,9 @@ class Scheduler:
         return []
 
     def to_dict(self) -> dict[str, Any]:
-        """Settings that identify the schedule (stored in a journal's identity)."""
-        return {"name": self.name}
+        """Settings that identify the schedule (stored in a journal's identity): the name
+        and the constructor options."""
+        return {"name": self.name, **self.options}
 
 
 @register("scheduler", "none")
@@ -170,15 +176,9 @@ class _Brackets(Scheduler):
     """Shared machinery: brackets opened in a fixed cycle, older brackets served first."""
 
     def __init__(self, *, min_budget: float, max_budget: float, eta: int = 3) -> None:
-        for name, value in (("min_budget", min_budget), ("max_budget", max_budget)):
-            if not (is_number(value) and value > 0):
-                raise ConfigError.invalid(f"scheduler.{name}", value, "a positive number")
-        if max_budget < min_budget:
-            raise ConfigError.invalid(
-                "scheduler.max_budget", max_budget, f">= min_budget ({min_budget})"
-            )
-        if not is_int(eta) or eta < 2:
-            raise ConfigError.invalid("scheduler.eta", eta, "an integer >= 2")
+        check_number(min_budget, "scheduler.min_budget", low=0, low_open=True)
+        check_number(max_budget, "scheduler.max_budget", low=min_budget, hint="min_budget or more")
+        check_int(eta, "scheduler.eta", low=2)
         self.min_budget = min_budget
         self.max_budget = max_budget
         self.eta = eta
@@ -241,14 +241,6 @@ class _Brackets(Scheduler):
             final += b.settle()
         return final
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "min_budget": self.min_budget,
-            "max_budget": self.max_budget,
-            "eta": self.eta,
-        }
-
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(min_budget={self.min_budget}, "
@@ -272,18 +264,13 @@ class SuccessiveHalving(_Brackets):
         bracket_size: int | None = None,
     ) -> None:
         super().__init__(min_budget=min_budget, max_budget=max_budget, eta=eta)
-        if bracket_size is not None and (not is_int(bracket_size) or bracket_size < 1):
-            raise ConfigError.invalid("scheduler.bracket_size", bracket_size, "a positive integer")
-        self.bracket_size = bracket_size
+        self.bracket_size = check_int(bracket_size, "scheduler.bracket_size", low=1, optional=True)
 
     def _shapes(self) -> Sequence[int]:
         return [self.s_max]
 
     def bracket(self, s: int) -> tuple[int, list[float]]:
         return self.bracket_size or self.eta**s, self._budgets(s)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "bracket_size": self.bracket_size}
 
 
 @register("scheduler", "hyperband")
@@ -314,7 +301,7 @@ def rank(scores: Sequence[Score]) -> list[int]:
         return ordered + missing
     import numpy as np
 
-    from nasforge.nas.pareto import crowding_distance, non_dominated_sort
+    from nasforge.pareto import crowding_distance, non_dominated_sort
 
     points = np.array([scores[i] for i in present], dtype=float)
     ordered = []

@@ -26,8 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from nasforge import registry
+from nasforge._options import Configurable
 from nasforge.errors import ConfigError, close_matches
 from nasforge.space.params import PARAM_TYPES, Choice, Fixed, Param
+from nasforge.validation import check_int, check_str
 
 __all__ = ["Arch", "Space"]
 
@@ -85,13 +88,15 @@ def _as_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-class Space:
+class Space(Configurable):
     """An ordered collection of named parameters; conditional ones follow their parents.
 
     ``Space(params, name="...")`` validates at construction: names must be unique, and
     every parent named in a ``when`` condition must come earlier and allow the listed values.
-    Subclasses (like the NB201 cell space) may override :meth:`format_key`/:meth:`parse_key`
-    and :meth:`build`.
+    Subclasses (like the NB201 cell space) may override :meth:`format_key`/:meth:`parse_key`,
+    :meth:`canonical` and :meth:`build`; registered as a ``space`` plugin, a subclass
+    round-trips through :meth:`to_dict`/:meth:`from_dict` (and YAML) by its registered name
+    and constructor options, which it records automatically.
     """
 
     #: Registry-style name used in reprs and ``to_dict``.
@@ -140,7 +145,8 @@ class Space:
     # --- construction from data -------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Space:
-        """Build a space from ``{"name": ..., "params": {name: spec, ...}}``.
+        """Build a space from ``{"name": ..., "params": {name: spec, ...}}``, or a registered
+        space from ``{"name": "mlp", "options": {...}}`` (what :meth:`to_dict` gives for one).
 
         A spec is ``{"type": "choice", "choices": [...]}``, ``{"type": "int", "low": 1,
         "high": 4}``, ``{"type": "float", "low": 0.0, "high": 0.5, "log": false}`` or
@@ -148,19 +154,34 @@ class Space:
         Shorthands: a list means a choice, a scalar means a fixed value.
         """
         if not isinstance(data, Mapping):
-            raise ConfigError.invalid("space", data, "a mapping with a 'params' entry")
-        unknown = set(data) - {"name", "params"}
-        if unknown:
             raise ConfigError.invalid(
-                "space", sorted(unknown)[0], "only the keys 'name' and 'params'"
+                "space", data, "a mapping with a 'params' or an 'options' entry"
             )
+        unknown = set(data) - {"name", "params", "options"}
+        if unknown or ("params" in data) == ("options" in data):
+            raise ConfigError.invalid(
+                "space",
+                sorted(unknown)[0] if unknown else sorted(data),
+                "the keys 'name' and either 'params' (parameters) or 'options' (a registered "
+                "space's constructor options)",
+            )
+        if "options" in data:
+            name, options = data.get("name"), data["options"]
+            if not isinstance(name, str):
+                raise ConfigError.invalid("space.name", name, "a registered space name")
+            if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
+                raise ConfigError.invalid("space.options", options, "a mapping of options")
+            built = registry.build("space", name, **options)
+            if not isinstance(built, Space):
+                raise ConfigError.invalid("space.name", name, "a space plugin that builds a Space")
+            return built
         specs = data.get("params")
         if not isinstance(specs, Mapping) or not specs:
             raise ConfigError.invalid(
                 "space.params", specs, "a non-empty mapping of parameter name -> spec"
             )
         params = [_param_from_spec(str(n), spec) for n, spec in specs.items()]
-        return Space(params, name=str(data.get("name", "space")))
+        return Space(params, name=check_str(data.get("name", "space"), "space.name"))
 
     @classmethod
     def from_yaml(cls, source: str | Path) -> Space:
@@ -176,13 +197,23 @@ class Space:
             if not path.exists():
                 raise ConfigError.invalid("space", str(source), "an existing YAML file")
             text = path.read_text()
-        return cls.from_dict(yaml.safe_load(text))
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"space: not valid YAML: {exc}", field="space") from None
+        return cls.from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data that :meth:`from_dict` turns back into an equal space."""
+        """Plain data that :meth:`from_dict` turns back into an equal space: the parameters,
+        or for a registered subclass its registered name and constructor options."""
+        if type(self) is not Space:
+            name = registry.name_of("space", type(self))
+            if name is not None:
+                return {"name": name, "options": _plain(self.options)}
         return {"name": self.name, "params": {p.name: p.to_dict() for p in self.params}}
 
     def to_yaml(self) -> str:
+        """:meth:`to_dict` as YAML text (:meth:`from_yaml` reads it back)."""
         import yaml
 
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -444,8 +475,7 @@ class Space:
         """Every arch of the grid in lexicographic order (the last parameter varies fastest);
         float ranges (and integer ranges wider than ``resolution``) contribute ``resolution``
         evenly spaced values."""
-        if not isinstance(resolution, int) or resolution < 2:
-            raise ConfigError.invalid("resolution", resolution, "an integer >= 2")
+        check_int(resolution, "resolution", low=2)
 
         def walk(i: int, values: dict[str, Any]) -> Iterator[dict[str, Any]]:
             if i == len(self.params):
@@ -502,6 +532,15 @@ class Space:
         )
 
 
+def _plain(value: Any) -> Any:
+    """Options as plain YAML/JSON data: tuples become lists."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _describe(p: Param) -> str:
     if isinstance(p, Choice):
         return f"one of {list(p.choices)}"
@@ -538,10 +577,24 @@ def _param_from_spec(name: str, spec: Any) -> Param:
         raise ConfigError.invalid(
             f"space.params.{name}", sorted(unknown)[0], f"one of the fields {sorted(allowed)}"
         )
+    missing = [f for f in _REQUIRED_FIELDS[kind] if f not in spec]
+    if missing:
+        raise ConfigError(
+            f"space.params.{name}: the {kind} parameter needs {' and '.join(missing)}",
+            field=f"space.params.{name}.{missing[0]}",
+        )
     try:
         return cls(name, **spec)
     except TypeError as exc:
         raise ConfigError(f"space.params.{name}: {exc}", field=f"space.params.{name}") from None
+
+
+_REQUIRED_FIELDS = {
+    "choice": ("choices",),
+    "int": ("low", "high"),
+    "float": ("low", "high"),
+    "fixed": ("value",),
+}
 
 
 def _example(kind: str) -> dict[str, Any]:

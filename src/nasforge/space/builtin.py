@@ -11,11 +11,18 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from nasforge.config import is_int, is_number
 from nasforge.errors import ConfigError
 from nasforge.registry import register
 from nasforge.space.base import Arch, Space
 from nasforge.space.params import Choice, FloatRange, IntRange
+from nasforge.validation import (
+    check_choice,
+    check_int,
+    check_int_list,
+    check_number,
+    check_sequence,
+    is_int,
+)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -119,9 +126,9 @@ class NB201Space(Space):
 
         arch = self.arch(arch)
         shape = _check_shape(input_shape, dims=(3,), space="nb201")
-        _check_positive("num_classes", num_classes)
-        _check_positive("channels", channels)
-        _check_positive("cells_per_stage", cells_per_stage)
+        check_int(num_classes, "num_classes", low=1)
+        check_int(channels, "channels", low=1)
+        check_int(cells_per_stage, "cells_per_stage", low=1)
         ops = [arch[_edge_name(t, f)] for t, f in NB201_EDGES]
         return NB201Network(
             ops,
@@ -197,14 +204,11 @@ class MLPSpace(Space):
         max_dropout: float = 0.5,
         norms: Sequence[str] = ("none", "batch", "layer"),
     ) -> None:
-        if not is_int(max_depth) or not 1 <= max_depth <= 32:
-            raise ConfigError.invalid("mlp.max_depth", max_depth, "an integer in [1, 32]")
-        if not is_number(max_dropout) or not 0 <= max_dropout < 1:
-            raise ConfigError.invalid("mlp.max_dropout", max_dropout, "a number in [0, 1)")
-        _check_subset("mlp.activations", activations, _activations())
-        _check_subset("mlp.norms", norms, ("none", "batch", "layer"))
-        if not _int_list(widths) or _repeats(widths):
-            raise ConfigError.invalid("mlp.widths", widths, "a list of distinct positive integers")
+        check_int(max_depth, "mlp.max_depth", low=1, high=32)
+        check_number(max_dropout, "mlp.max_dropout", low=0, high=1, high_open=True)
+        activations = _names("mlp.activations", activations, _ACTIVATIONS)
+        norms = _names("mlp.norms", norms, ("none", "batch", "layer"))
+        widths = check_int_list(widths, "mlp.widths", low=1, distinct=True)
         params: list[Any] = [IntRange("depth", 1, max_depth)]
         for i in range(1, max_depth + 1):
             when = {"depth": list(range(i, max_depth + 1))} if i > 1 else None
@@ -214,13 +218,6 @@ class MLPSpace(Space):
             params.append(FloatRange("dropout", 0.0, float(max_dropout)))
         params.append(Choice("norm", list(norms)))
         super().__init__(params, name="mlp")
-        self.options = {
-            "max_depth": max_depth,
-            "widths": list(widths),
-            "activations": list(activations),
-            "max_dropout": max_dropout,
-            "norms": list(norms),
-        }
 
     def build(  # type: ignore[override]
         self, arch: Arch, *, input_shape: Sequence[int], num_classes: int
@@ -230,7 +227,7 @@ class MLPSpace(Space):
 
         arch = self.arch(arch)
         shape = _check_shape(input_shape, dims=(1, 2, 3), space="mlp")
-        _check_positive("num_classes", num_classes)
+        check_int(num_classes, "num_classes", low=1)
         widths = [arch[f"width_{i}"] for i in range(1, arch["depth"] + 1)]
         return make_mlp(
             in_features=_prod(shape),
@@ -246,6 +243,8 @@ class MLPSpace(Space):
 class CNNSpace(Space):
     """Macro CNNs for 1-D signals ``(C, L)`` or 2-D images ``(C, H, W)``: number of stages,
     and per stage channels, kernel size and blocks (conv-BN-ReLU), plus the pooling.
+    Feature vectors ``(F,)`` are read as one-channel signals of length ``F``: the network
+    then starts with an ``nn.Unflatten``, so it takes the vectors as they are.
 
     Stage ``i`` parameters (``channels_i``, ``kernel_i``, ``blocks_i``) are active when
     ``stages >= i``; stages after the first downsample by 2 with ``pooling`` (max or avg)
@@ -266,19 +265,15 @@ class CNNSpace(Space):
         max_blocks: int = 3,
         poolings: Sequence[str] = ("max", "avg"),
     ) -> None:
-        if not is_int(max_stages) or not 1 <= max_stages <= 16:
-            raise ConfigError.invalid("cnn.max_stages", max_stages, "an integer in [1, 16]")
-        if not is_int(max_blocks) or not 1 <= max_blocks <= 16:
-            raise ConfigError.invalid("cnn.max_blocks", max_blocks, "an integer in [1, 16]")
-        if not _int_list(kernels) or any(k % 2 == 0 for k in kernels) or _repeats(kernels):
+        check_int(max_stages, "cnn.max_stages", low=1, high=16)
+        check_int(max_blocks, "cnn.max_blocks", low=1, high=16)
+        kernels = check_int_list(kernels, "cnn.kernels", low=1, distinct=True)
+        if any(k % 2 == 0 for k in kernels):
             raise ConfigError.invalid(
                 "cnn.kernels", kernels, "a list of distinct odd positive integers"
             )
-        if not _int_list(channels) or _repeats(channels):
-            raise ConfigError.invalid(
-                "cnn.channels", channels, "a list of distinct positive integers"
-            )
-        _check_subset("cnn.poolings", poolings, ("max", "avg"))
+        channels = check_int_list(channels, "cnn.channels", low=1, distinct=True)
+        poolings = _names("cnn.poolings", poolings, ("max", "avg"))
         params: list[Any] = [IntRange("stages", 1, max_stages)]
         for i in range(1, max_stages + 1):
             when = {"stages": list(range(i, max_stages + 1))} if i > 1 else None
@@ -293,51 +288,37 @@ class CNNSpace(Space):
     def build(  # type: ignore[override]
         self, arch: Arch, *, input_shape: Sequence[int], num_classes: int
     ) -> nn.Module:
-        """A Conv1d network for ``(C, L)`` inputs, a Conv2d network for ``(C, H, W)``."""
+        """A Conv1d network for ``(C, L)`` inputs (and ``(F,)`` vectors), a Conv2d network
+        for ``(C, H, W)``."""
+        from torch import nn
+
         from nasforge.space._torch import make_cnn
 
         arch = self.arch(arch)
-        shape = _check_shape(input_shape, dims=(2, 3), space="cnn")
-        _check_positive("num_classes", num_classes)
+        shape = _check_shape(input_shape, dims=(1, 2, 3), space="cnn")
+        check_int(num_classes, "num_classes", low=1)
         stages = [
             (arch[f"channels_{i}"], arch[f"kernel_{i}"], arch[f"blocks_{i}"])
             for i in range(1, arch["stages"] + 1)
         ]
+        if len(shape) == 1:  # feature vectors, read as one-channel signals
+            signal = (1, *shape)
+            net = make_cnn(signal, stages=stages, pooling=arch["pooling"], num_classes=num_classes)
+            return nn.Sequential(nn.Unflatten(1, signal), net)
         return make_cnn(shape, stages=stages, pooling=arch["pooling"], num_classes=num_classes)
 
 
-def _activations() -> tuple[str, ...]:
-    return ("relu", "gelu", "silu", "tanh", "elu", "leaky_relu")
+_ACTIVATIONS = ("relu", "gelu", "silu", "tanh", "elu", "leaky_relu")
 
 
-def _int_list(values: Any) -> bool:
-    """A non-empty list or tuple of positive integers."""
-    return (
-        isinstance(values, list | tuple)
-        and bool(values)
-        and all(is_int(v) and v >= 1 for v in values)
+def _names(field: str, values: Any, allowed: Sequence[str]) -> list[str]:
+    return check_sequence(
+        values,
+        field,
+        lambda v, f: check_choice(v, f, allowed),
+        distinct=True,
+        expected=f"a list of distinct values drawn from {list(allowed)}",
     )
-
-
-def _repeats(values: Sequence[Any]) -> bool:
-    return len(set(values)) != len(values)
-
-
-def _check_subset(field: str, values: Sequence[str], allowed: Sequence[str]) -> None:
-    if (
-        not isinstance(values, list | tuple)
-        or not values
-        or any(v not in allowed for v in values)
-        or _repeats(values)
-    ):
-        raise ConfigError.invalid(
-            field, values, f"a non-empty list of distinct values drawn from {list(allowed)}"
-        )
-
-
-def _check_positive(field: str, value: Any) -> None:
-    if not is_int(value) or value < 1:
-        raise ConfigError.invalid(field, value, "a positive integer")
 
 
 def _check_shape(shape: Any, *, dims: tuple[int, ...], space: str) -> tuple[int, ...]:

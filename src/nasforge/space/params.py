@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nasforge.errors import ConfigError
+from nasforge.validation import check_bool, check_int, check_number, is_int, is_number
 
 __all__ = ["Choice", "Fixed", "FloatRange", "IntRange", "Param"]
 
@@ -75,7 +76,7 @@ class Param:
 
     def __post_init__(self) -> None:
         _check_name(self.name)
-        if isinstance(self.when, Mapping) or self.when is None:
+        if self.when != ():  # () is the frozen form of "always active"
             object.__setattr__(self, "when", _freeze_when(self.name, self.when))
 
     # --- what every parameter implements ----------------------------------------------------
@@ -245,10 +246,8 @@ class IntRange(Param):
     def __post_init__(self) -> None:
         super().__post_init__()
         for attr in ("low", "high", "step"):
-            v = getattr(self, attr)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                raise ConfigError.invalid(f"{self.name}.{attr}", v, "an integer")
-            object.__setattr__(self, attr, int(v))
+            object.__setattr__(self, attr, check_int(getattr(self, attr), f"{self.name}.{attr}"))
+        check_bool(self.log, f"{self.name}.log")
         if self.low > self.high:
             raise ConfigError(
                 f"{self.name}: low <= high must hold, but got (low={self.low}, high={self.high})",
@@ -297,10 +296,7 @@ class IntRange(Param):
 
     def contains(self, value: Value) -> bool:
         return (
-            isinstance(value, (int, np.integer))
-            and not isinstance(value, bool)
-            and self.low <= value <= self.high
-            and (value - self.low) % self.step == 0
+            is_int(value) and self.low <= value <= self.high and (value - self.low) % self.step == 0
         )
 
     def neighbors(self, value: Value) -> list[Value]:
@@ -354,11 +350,8 @@ class FloatRange(Param):
     def __post_init__(self) -> None:
         super().__post_init__()
         for attr in ("low", "high"):
-            v = getattr(self, attr)
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.number)):
-                raise ConfigError.invalid(f"{self.name}.{attr}", v, "a number")
-            _check_value(f"{self.name}.{attr}", float(v))
-            object.__setattr__(self, attr, float(v))
+            object.__setattr__(self, attr, check_number(getattr(self, attr), f"{self.name}.{attr}"))
+        check_bool(self.log, f"{self.name}.log")
         if not self.low < self.high:
             raise ConfigError(
                 f"{self.name}: low < high must hold, but got (low={self.low}, high={self.high}). "
@@ -395,12 +388,7 @@ class FloatRange(Param):
         return self._from_unit(float(rng.random()))
 
     def contains(self, value: Value) -> bool:
-        return (
-            isinstance(value, (int, float, np.floating))
-            and not isinstance(value, bool)
-            and math.isfinite(value)
-            and self.low <= value <= self.high
-        )
+        return is_number(value) and self.low <= value <= self.high
 
     def neighbors(self, value: Value) -> list[Value]:
         u = self._unit(value)

@@ -1,9 +1,52 @@
 """Ask/tell search strategies: ``random``, ``grid``, ``evolution``, ``bayesian``, ``local``,
 and the multi-objective ``nsga2``.
 
-Importing this package does not import torch.
+Every built-in is importable as a class (``from nasforge.strategy import
+RegularizedEvolution``) as well as by name (``nf.build("strategy", "evolution", ...)``).
+The classes load on first use (``bayesian`` brings SciPy), and importing this package
+never imports torch.
 """
 
-from nasforge.strategy.base import Score, Strategy, StrategyStateError
+from __future__ import annotations
 
-__all__ = ["Score", "Strategy", "StrategyStateError"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from nasforge.errors import StrategyStateError
+from nasforge.strategy.base import Score, Strategy
+
+_BUILTINS: dict[str, str] = {
+    "BayesianOptimization": "nasforge.strategy.bayesian",
+    "GridSearch": "nasforge.strategy.grid",
+    "LocalSearch": "nasforge.strategy.local",
+    "NSGA2": "nasforge.strategy.nsga2",
+    "RandomSearch": "nasforge.strategy.random",
+    "RegularizedEvolution": "nasforge.strategy.evolution",
+}
+
+__all__ = [
+    "NSGA2",
+    "BayesianOptimization",
+    "GridSearch",
+    "LocalSearch",
+    "RandomSearch",
+    "RegularizedEvolution",
+    "Score",
+    "Strategy",
+    "StrategyStateError",
+]
+
+if TYPE_CHECKING:
+    from nasforge.strategy.bayesian import BayesianOptimization
+    from nasforge.strategy.evolution import RegularizedEvolution
+    from nasforge.strategy.grid import GridSearch
+    from nasforge.strategy.local import LocalSearch
+    from nasforge.strategy.nsga2 import NSGA2
+    from nasforge.strategy.random import RandomSearch
+
+
+def __getattr__(name: str) -> Any:
+    module = _BUILTINS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -5,13 +5,17 @@ A strategy proposes architectures (:meth:`Strategy.ask`) and learns from results
 object runs serially, with parallel workers (several ``ask`` calls before any ``tell``),
 or replays a journal (``tell`` accepts archs this instance never proposed).
 
-Write your own by subclassing :class:`Strategy` and implementing :meth:`Strategy._propose`
-(and, if it learns, :meth:`Strategy._observe`)::
+Write your own by subclassing :class:`Strategy` and implementing :meth:`Strategy.propose`
+(and, if it learns, :meth:`Strategy.observe`)::
 
     @nf.register("strategy", "first_choice")
     class FirstChoice(Strategy):
-        def _propose(self) -> Arch:
+        def propose(self) -> Arch:
             return self.random_unseen()
+
+Constructor options are recorded automatically (:attr:`Strategy.options`), so a state dict
+rebuilds a strategy with all of them; state beyond the told history goes through
+:meth:`Strategy.extra_state` and :meth:`Strategy.load_extra_state`.
 
 Scores are floats to *maximise* (the search loop negates them for ``mode="min"``) or
 ``None`` for a failed or infeasible trial. Strategies with ``multi_objective = True`` also
@@ -22,15 +26,19 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
-from nasforge.errors import ConfigError, NasforgeError
+from nasforge._options import Configurable
+from nasforge.errors import ConfigError, NasforgeError, StrategyStateError
 from nasforge.space.base import Arch, Space
+from nasforge.validation import check_int
 
-__all__ = ["Score", "Strategy", "StrategyStateError"]
+__all__ = ["Score", "Strategy"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,16 +47,13 @@ logger = logging.getLogger(__name__)
 Score = float | tuple[float, ...] | None
 
 
-class StrategyStateError(NasforgeError):
-    """A state dict that does not belong to this strategy or space."""
-
-
-class Strategy:
+class Strategy(Configurable):
     """Base class: seeded RNG, the set of seen archs, pending asks and the told history.
 
-    Subclasses implement :meth:`_propose` (return a new arch; the base class guarantees it
-    is unseen, falling back to :meth:`random_unseen`) and optionally :meth:`_observe`
-    (learn from one told result), :meth:`_extra_state` and :meth:`_load_extra_state`.
+    Subclasses implement :meth:`propose` (return a new arch; the base class guarantees it
+    is unseen, falling back to :meth:`random_unseen`) and optionally :meth:`observe`
+    (learn from one told result), :meth:`extra_state` and :meth:`load_extra_state`. Their
+    constructors take ``space`` and ``seed`` first and keyword-only options after.
     """
 
     #: Registry name, set by subclasses (used in state dicts and reprs).
@@ -67,10 +72,8 @@ class Strategy:
                 "a nasforge Space",
                 hint='build one with nf.build("space", "nb201") or Space([...])',
             )
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ConfigError.invalid("seed", seed, "a non-negative integer")
         self.space = space
-        self.seed = int(seed)
+        self.seed = check_int(seed, "seed", low=0)
         self.rng = np.random.default_rng(self.seed)
         self._size = space.distinct_size
         self._seen: set[str] = set()  # canonical keys (Space.canonical) of asked/told archs
@@ -91,7 +94,7 @@ class Strategy:
                 self._exhausted_warned = True
             arch = self.space.sample(self.rng)
         else:
-            arch = self._propose()
+            arch = self.propose()
             if self.is_seen(arch):
                 arch = self.random_unseen()
         self._seen.add(self.canonical_key(arch))
@@ -111,7 +114,7 @@ class Strategy:
         self._seen.add(self.canonical_key(arch))
         self._pending.pop(arch.key, None)
         self._history.append((arch, score))
-        self._observe(arch, score)
+        self.observe(arch, score)
 
     @classmethod
     def from_history(
@@ -127,6 +130,11 @@ class Strategy:
         for arch, score in history:
             strategy.tell(arch, score)
         return strategy
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The constructor options besides ``space`` and ``seed`` (recorded automatically)."""
+        return {k: v for k, v in self._constructor_options.items() if k not in ("space", "seed")}
 
     @property
     def history(self) -> list[tuple[Arch, Score]]:
@@ -158,12 +166,12 @@ class Strategy:
         """The told arch with the highest score, or None before any finished trial.
 
         Raises :class:`NasforgeError` once tuple scores were told: several objectives have
-        no single best, use the Pareto front (:func:`nasforge.nas.pareto.pareto_front`).
+        no single best, use the Pareto front (:func:`nasforge.pareto.pareto_front`).
         """
         if self._width:
             raise NasforgeError(
                 f"{self.name}: best() is undefined for multi-objective (tuple) scores. "
-                "HINT: take the Pareto front, e.g. nasforge.nas.pareto.pareto_front("
+                "HINT: take the Pareto front, e.g. nasforge.pareto.pareto_front("
                 "[s for _, s in strategy.history if s is not None])"
             )
         scored = [(a, s) for a, s in self._history if isinstance(s, float)]
@@ -176,22 +184,25 @@ class Strategy:
         return {
             "strategy": self.name,
             "seed": self.seed,
+            "options": self.options,
             "space": self.space.name,
             "rng": self.rng.bit_generator.state,
             "history": [[a.key, s] for a, s in self._history],
             "pending": list(self._pending),
             "seen_untold": sorted(self._seen - told - pending),
-            "extra": self._extra_state(),
+            "extra": self.extra_state(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict` output into this (freshly constructed) strategy."""
+        """Restore :meth:`state_dict` output into this strategy, options included."""
         if state.get("strategy") != self.name or state.get("space") != self.space.name:
             raise StrategyStateError(
                 f"state dict is for strategy {state.get('strategy')!r} on space "
                 f"{state.get('space')!r}, not {self.name!r} on {self.space.name!r}"
             )
-        type(self).__init__(self, self.space, seed=state["seed"], **self._options())
+        options = dict(state.get("options", self.options))
+        type(self).__init__(self, self.space, seed=state["seed"], **options)
+        self._constructor_options = {"space": self.space, "seed": state["seed"], **options}
         for key, score in state["history"]:
             self.tell(key, score)
         for key in state["pending"]:
@@ -200,10 +211,11 @@ class Strategy:
             self._seen.add(self.canonical_key(arch))
         self._seen.update(state["seen_untold"])
         self.rng.bit_generator.state = state["rng"]
-        self._load_extra_state(state["extra"])
+        self.load_extra_state(state["extra"])
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(space={self.space.name!r}, seed={self.seed})"
+        options = "".join(f", {k}={v!r}" for k, v in self.options.items())
+        return f"{type(self).__name__}(space={self.space.name!r}, seed={self.seed}{options})"
 
     # --- helpers for subclasses -------------------------------------------------------------
     def random_unseen(self) -> Arch:
@@ -272,25 +284,45 @@ class Strategy:
         return self.space.arch(arch)
 
     # --- what subclasses implement ----------------------------------------------------------
-    def _propose(self) -> Arch:
-        raise NotImplementedError(f"{type(self).__name__} must implement _propose()")
+    def propose(self) -> Arch:
+        """A new architecture to try; :meth:`ask` replaces one that was already seen."""
+        raise NotImplementedError(f"{type(self).__name__} must implement propose()")
 
-    def _observe(self, arch: Arch, score: Score) -> None:
+    def observe(self, arch: Arch, score: Score) -> None:
         """Learn from one told result (default: nothing beyond the shared history)."""
 
-    def _options(self) -> dict[str, Any]:
-        """Constructor options (besides space and seed), to rebuild in load_state_dict."""
+    def extra_state(self) -> dict[str, Any]:
+        """JSON-able state beyond the told history and RNG (default: none)."""
         return {}
 
-    def _extra_state(self) -> dict[str, Any]:
-        return {}
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`extra_state` saved (called after the history is replayed)."""
 
-    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
-        """Restore what :meth:`_extra_state` saved (called after the history is replayed)."""
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for old, new in _RENAMED_HOOKS.items():
+            if old in cls.__dict__ and new not in cls.__dict__:
+                warnings.warn(
+                    f"{cls.__qualname__}.{old} is deprecated: implement {new} instead (the "
+                    "hooks became public in nasforge 0.2)",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                setattr(cls, new, cls.__dict__[old])
+
+
+#: Hooks renamed when they became public: old name -> new name.
+_RENAMED_HOOKS = {
+    "_propose": "propose",
+    "_observe": "observe",
+    "_extra_state": "extra_state",
+    "_load_extra_state": "load_extra_state",
+}
 
 
 def _check_number(value: Any, score: Any, expected: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+    """A score as a float; NaN and infinities pass (they mark failures)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ConfigError.invalid("score", score, expected)
     return float(value)
 

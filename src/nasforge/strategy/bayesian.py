@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 from scipy import linalg, optimize, special
 
-from nasforge.config import is_int
 from nasforge.errors import ConfigError
 from nasforge.registry import register
 from nasforge.space.base import Arch, Space
 from nasforge.strategy.base import Score, Strategy
+from nasforge.validation import check_choice, check_int, check_number
 
 __all__ = ["BayesianOptimization"]
 
@@ -90,18 +90,15 @@ class BayesianOptimization(Strategy):
         kappa: float = 2.0,
     ) -> None:
         super().__init__(space, seed=seed)
-        for field, value, low in (
-            ("n_init", n_init, 1),
-            ("n_local", n_local, 0),
-            ("top_k", top_k, 1),
-            ("n_mutations", n_mutations, 0),
-            ("n_random", n_random, 0),
-            ("refit_every", refit_every, 1),
-        ):
-            if not is_int(value) or value < low:
-                raise ConfigError.invalid(field, value, f"an integer >= {low}")
-        if acquisition not in _ACQUISITIONS:
-            raise ConfigError.invalid("acquisition", acquisition, f"one of {list(_ACQUISITIONS)}")
+        self.n_init = check_int(n_init, "n_init", low=1)
+        self.acquisition = check_choice(acquisition, "acquisition", _ACQUISITIONS)
+        self.n_local = check_int(n_local, "n_local", low=0)
+        self.top_k = check_int(top_k, "top_k", low=1)
+        self.n_mutations = check_int(n_mutations, "n_mutations", low=0)
+        self.n_random = check_int(n_random, "n_random", low=0)
+        self.refit_every = check_int(refit_every, "refit_every", low=1)
+        self.xi = check_number(xi, "xi", low=0)
+        self.kappa = check_number(kappa, "kappa", low=0)
         if n_local + n_mutations + n_random == 0:
             raise ConfigError.invalid(
                 "n_random",
@@ -109,15 +106,6 @@ class BayesianOptimization(Strategy):
                 "> 0 when n_local and n_mutations are 0",
                 hint="the candidate pool would be empty",
             )
-        self.n_init = n_init
-        self.acquisition = acquisition
-        self.n_local = n_local
-        self.top_k = top_k
-        self.n_mutations = n_mutations
-        self.n_random = n_random
-        self.refit_every = refit_every
-        self.xi = float(xi)
-        self.kappa = float(kappa)
         self._blocks = space.encode_blocks()
         # column -> block index, to expand per-parameter weights to columns
         self._column_block = np.zeros(space.encoding_width, dtype=int)
@@ -127,19 +115,6 @@ class BayesianOptimization(Strategy):
         self._hyper = np.concatenate([np.full(len(self._blocks), math.log(0.5)), [0.0, -3.0]])
         self._fitted_at = -1
         self._codes: dict[str, np.ndarray] = {}
-
-    def _options(self) -> dict[str, Any]:
-        return {
-            "n_init": self.n_init,
-            "acquisition": self.acquisition,
-            "n_local": self.n_local,
-            "top_k": self.top_k,
-            "n_mutations": self.n_mutations,
-            "n_random": self.n_random,
-            "refit_every": self.refit_every,
-            "xi": self.xi,
-            "kappa": self.kappa,
-        }
 
     # --- surrogate --------------------------------------------------------------------------
     def _encode(self, arch: Arch) -> np.ndarray:
@@ -219,7 +194,7 @@ class BayesianOptimization(Strategy):
             pool.setdefault(self.canonical_key(arch), arch)
         return [a for k, a in pool.items() if k not in self._seen]
 
-    def _propose(self) -> Arch:
+    def propose(self) -> Arch:
         scored = [s for _, s in self._history if s is not None]
         if len(scored) < self.n_init:
             return self.random_unseen()
@@ -291,12 +266,12 @@ class BayesianOptimization(Strategy):
             ) / math.sqrt(2 * math.pi)
         return pool[int(np.argmax(value))]
 
-    def _observe(self, arch: Arch, score: Score) -> None:
+    def observe(self, arch: Arch, score: Score) -> None:
         self._encode(arch)
 
-    def _extra_state(self) -> dict[str, Any]:
+    def extra_state(self) -> dict[str, Any]:
         return {"hyper": self._hyper.tolist(), "fitted_at": self._fitted_at}
 
-    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
         self._hyper = np.asarray(state["hyper"], dtype=float)
         self._fitted_at = int(state["fitted_at"])

@@ -6,10 +6,10 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from nasforge.errors import ConfigError
 from nasforge.registry import register
 from nasforge.space.base import Arch, Space
 from nasforge.strategy.base import Score, Strategy
+from nasforge.validation import check_int, check_probability
 
 __all__ = ["RegularizedEvolution"]
 
@@ -44,29 +44,17 @@ class RegularizedEvolution(Strategy):
         mutation_edits: int = 1,
     ) -> None:
         super().__init__(space, seed=seed)
-        if not isinstance(population_size, int) or population_size < 2:
-            raise ConfigError.invalid("population_size", population_size, "an integer >= 2")
-        if not isinstance(sample_size, int) or not 1 <= sample_size <= population_size:
-            raise ConfigError.invalid(
-                "sample_size", sample_size, f"an integer in [1, population_size={population_size}]"
-            )
-        if not 0.0 <= crossover_prob <= 1.0:
-            raise ConfigError.invalid("crossover_prob", crossover_prob, "a probability in [0, 1]")
-        if not isinstance(mutation_edits, int) or mutation_edits < 1:
-            raise ConfigError.invalid("mutation_edits", mutation_edits, "an integer >= 1")
-        self.population_size = population_size
-        self.sample_size = sample_size
-        self.crossover_prob = float(crossover_prob)
-        self.mutation_edits = mutation_edits
+        self.population_size = check_int(population_size, "population_size", low=2)
+        self.sample_size = check_int(
+            sample_size,
+            "sample_size",
+            low=1,
+            high=self.population_size,
+            hint=f"at most population_size={self.population_size}",
+        )
+        self.crossover_prob = check_probability(crossover_prob, "crossover_prob")
+        self.mutation_edits = check_int(mutation_edits, "mutation_edits", low=1)
         self._population: deque[tuple[Arch, float]] = deque(maxlen=population_size)
-
-    def _options(self) -> dict[str, Any]:
-        return {
-            "population_size": self.population_size,
-            "sample_size": self.sample_size,
-            "crossover_prob": self.crossover_prob,
-            "mutation_edits": self.mutation_edits,
-        }
 
     def _tournament(self) -> Arch:
         members = list(self._population)
@@ -75,7 +63,7 @@ class RegularizedEvolution(Strategy):
         )
         return max((members[int(i)] for i in picks), key=lambda m: m[1])[0]
 
-    def _propose(self) -> Arch:
+    def propose(self) -> Arch:
         if len(self._population) < self.population_size and len(self._seen) < self.population_size:
             return self.random_unseen()
         if not self._population:  # every trial so far failed
@@ -89,14 +77,14 @@ class RegularizedEvolution(Strategy):
                 return child
         return self.random_unseen()
 
-    def _observe(self, arch: Arch, score: Score) -> None:
+    def observe(self, arch: Arch, score: Score) -> None:
         if score is not None:
             self._population.append((arch, score))
 
-    def _extra_state(self) -> dict[str, Any]:
+    def extra_state(self) -> dict[str, Any]:
         return {"population": [[a.key, s] for a, s in self._population]}
 
-    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
         self._population.clear()
         for key, score in state["population"]:
             self._population.append((self.space.from_key(key), score))

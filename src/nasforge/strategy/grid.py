@@ -9,6 +9,7 @@ from nasforge.errors import ConfigError
 from nasforge.registry import register
 from nasforge.space.base import Arch, Space
 from nasforge.strategy.base import Score, Strategy
+from nasforge.validation import check_choice, check_int
 
 __all__ = ["GridSearch"]
 
@@ -56,12 +57,8 @@ class GridSearch(Strategy):
         order: str = "coordinate",
     ) -> None:
         super().__init__(space, seed=seed)
-        if not isinstance(resolution, int) or resolution < 2:
-            raise ConfigError.invalid("resolution", resolution, "an integer >= 2")
-        if order not in _ORDERS:
-            raise ConfigError.invalid("order", order, f"one of {list(_ORDERS)}")
-        self.resolution = resolution
-        self.order = order
+        self.resolution = check_int(resolution, "resolution", low=2)
+        self.order = check_choice(order, "order", _ORDERS)
         self._values = {p.name: p.grid(resolution) for p in space.params}
         self._points: list[Arch] | None = None  # materialised for shuffled/lexicographic
         self._cursor = 0
@@ -71,9 +68,6 @@ class GridSearch(Strategy):
         self._line: list[Arch] = []
         self._param_index = 0
         self._stale_lines = 0
-
-    def _options(self) -> dict[str, Any]:
-        return {"resolution": self.resolution, "order": self.order}
 
     def _materialise(self) -> list[Arch]:
         if self._points is None:
@@ -105,7 +99,7 @@ class GridSearch(Strategy):
                 return arch
         return self.random_unseen()
 
-    def _propose(self) -> Arch:
+    def propose(self) -> Arch:
         if self.order != "coordinate":
             points = self._materialise()
             while self._cursor < len(points):
@@ -141,9 +135,9 @@ class GridSearch(Strategy):
                 self._line = line[::-1]
                 return self._line.pop()
         self._stale_lines = len(self.space.params)
-        return self._propose()
+        return self.propose()
 
-    def _observe(self, arch: Arch, score: Score) -> None:
+    def observe(self, arch: Arch, score: Score) -> None:
         if self.order != "coordinate" or score is None:
             return
         values = score if isinstance(score, tuple) else (score,)
@@ -152,7 +146,7 @@ class GridSearch(Strategy):
                 self._stale_lines = 0  # improvement: a new cycle of lines starts here
             self._incumbent, self._incumbent_score = arch, values
 
-    def _extra_state(self) -> dict[str, Any]:
+    def extra_state(self) -> dict[str, Any]:
         return {
             "cursor": self._cursor,
             "points": None if self._points is None else [a.key for a in self._points],
@@ -163,7 +157,7 @@ class GridSearch(Strategy):
             "stale_lines": self._stale_lines,
         }
 
-    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
         self._cursor = state["cursor"]
         points = state["points"]
         self._points = None if points is None else [self.space.from_key(k) for k in points]

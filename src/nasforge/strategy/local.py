@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from nasforge.errors import ConfigError
 from nasforge.registry import register
 from nasforge.space.base import Arch, Space
 from nasforge.strategy.base import Score, Strategy
+from nasforge.validation import check_choice, check_int, check_number
 
 __all__ = ["LocalSearch"]
 
@@ -53,21 +53,11 @@ class LocalSearch(Strategy):
         ridge: float = 10.0,
     ) -> None:
         super().__init__(space, seed=seed)
-        if not isinstance(n_init, int) or n_init < 1:
-            raise ConfigError.invalid("n_init", n_init, "an integer >= 1")
-        if restart not in _RESTARTS:
-            raise ConfigError.invalid("restart", restart, f"one of {list(_RESTARTS)}")
-        if not isinstance(perturb_edits, int) or perturb_edits < 1:
-            raise ConfigError.invalid("perturb_edits", perturb_edits, "an integer >= 1")
-        if order not in _ORDERS:
-            raise ConfigError.invalid("order", order, f"one of {list(_ORDERS)}")
-        if isinstance(ridge, bool) or not isinstance(ridge, (int, float)) or not ridge > 0:
-            raise ConfigError.invalid("ridge", ridge, "a number > 0")
-        self.n_init = n_init
-        self.restart = restart
-        self.perturb_edits = perturb_edits
-        self.order = order
-        self.ridge = float(ridge)
+        self.n_init = check_int(n_init, "n_init", low=1)
+        self.restart = check_choice(restart, "restart", _RESTARTS)
+        self.perturb_edits = check_int(perturb_edits, "perturb_edits", low=1)
+        self.order = check_choice(order, "order", _ORDERS)
+        self.ridge = check_number(ridge, "ridge", low=0, low_open=True)
         self._codes: dict[str, np.ndarray] = {}
         self._center: Arch | None = None
         self._center_score = float("-inf")
@@ -75,15 +65,6 @@ class LocalSearch(Strategy):
         self._starts: list[str] = []  # keys of the current (re)start batch
         self._scores: dict[str, float] = {}
         self._climbed = False
-
-    def _options(self) -> dict[str, Any]:
-        return {
-            "n_init": self.n_init,
-            "restart": self.restart,
-            "perturb_edits": self.perturb_edits,
-            "order": self.order,
-            "ridge": self.ridge,
-        }
 
     def _encode(self, arch: Arch) -> np.ndarray:
         code = self._codes.get(arch.key)
@@ -112,7 +93,7 @@ class LocalSearch(Strategy):
         order = self.rng.permutation(len(queue))
         self._queue = [queue[int(i)] for i in order]
 
-    def _propose(self) -> Arch:
+    def propose(self) -> Arch:
         self._rank_queue()
         while self._queue:
             arch = self._queue.pop()
@@ -126,7 +107,7 @@ class LocalSearch(Strategy):
             if told:
                 best = max(told, key=self._scores.__getitem__)
                 self._move(self.space.from_key(best), self._scores[best])
-                return self._propose() if self._queue else self._restart()
+                return self.propose() if self._queue else self._restart()
             return self.random_unseen()  # start batch still pending (parallel workers)
         return self._restart()
 
@@ -150,14 +131,14 @@ class LocalSearch(Strategy):
         self._starts = []
         return self._start()
 
-    def _observe(self, arch: Arch, score: Score) -> None:
+    def observe(self, arch: Arch, score: Score) -> None:
         if score is None:
             return
         self._scores[arch.key] = score
         if self._center is not None and score > self._center_score:
             self._move(arch, score)  # first improvement
 
-    def _extra_state(self) -> dict[str, Any]:
+    def extra_state(self) -> dict[str, Any]:
         return {
             "center": None if self._center is None else self._center.key,
             "center_score": None if self._center is None else self._center_score,
@@ -166,7 +147,7 @@ class LocalSearch(Strategy):
             "climbed": self._climbed,
         }
 
-    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
         center = state["center"]
         self._center = None if center is None else self.space.from_key(center)
         score = state["center_score"]

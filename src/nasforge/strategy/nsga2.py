@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from nasforge.config import is_int
-from nasforge.errors import ConfigError
-from nasforge.nas.pareto import crowding_distance, non_dominated_sort
+from nasforge.pareto import crowding_distance, non_dominated_sort
 from nasforge.registry import register
 from nasforge.space.base import Arch, Space
 from nasforge.strategy.base import Score, Strategy
+from nasforge.validation import check_int, check_probability
 
 __all__ = ["NSGA2"]
 
@@ -58,35 +55,19 @@ class NSGA2(Strategy):
         mutation_prob: float | None = None,
     ) -> None:
         super().__init__(space, seed=seed)
-        if not is_int(population_size) or population_size < 2:
-            raise ConfigError.invalid("population_size", population_size, "an integer >= 2")
-        if not _is_probability(crossover_prob):
-            raise ConfigError.invalid("crossover_prob", crossover_prob, "a probability in [0, 1]")
-        if mutation_prob is not None and not _is_probability(mutation_prob):
-            raise ConfigError.invalid(
-                "mutation_prob",
-                mutation_prob,
-                "a probability in [0, 1], or None for 1 / number of parameters",
-            )
-        self.population_size = population_size
-        self.crossover_prob = float(crossover_prob)
-        self.mutation_prob = None if mutation_prob is None else float(mutation_prob)
+        self.population_size = check_int(population_size, "population_size", low=2)
+        self.crossover_prob = check_probability(crossover_prob, "crossover_prob")
+        # None: 1 / number of parameters
+        self.mutation_prob = check_probability(mutation_prob, "mutation_prob", optional=True)
         self._population: list[tuple[Arch, tuple[float, ...]]] = []
         self._ranking: tuple[np.ndarray, np.ndarray] | None = None  # (rank, crowding) cache
-
-    def _options(self) -> dict[str, Any]:
-        return {
-            "population_size": self.population_size,
-            "crossover_prob": self.crossover_prob,
-            "mutation_prob": self.mutation_prob,
-        }
 
     @property
     def population(self) -> list[tuple[Arch, Score]]:
         """The current population: ``(arch, score)`` pairs, at most ``population_size``."""
         return [(a, s if self._width else s[0]) for a, s in self._population]
 
-    def _propose(self) -> Arch:
+    def propose(self) -> Arch:
         if len(self._seen) < self.population_size or not self._population:
             return self.random_unseen()
         for _ in range(32):
@@ -113,7 +94,7 @@ class NSGA2(Strategy):
             i = j
         return self._population[i][0]
 
-    def _observe(self, arch: Arch, score: Score) -> None:
+    def observe(self, arch: Arch, score: Score) -> None:
         if score is None:
             return
         values = score if isinstance(score, tuple) else (score,)
@@ -135,9 +116,3 @@ def _rank(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rank[front] = r
         crowding[front] = crowding_distance(values[front])
     return rank, crowding
-
-
-def _is_probability(value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-        return False
-    return 0.0 <= float(value) <= 1.0

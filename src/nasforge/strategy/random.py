@@ -28,5 +28,5 @@ class RandomSearch(Strategy):
     name = "random"
     multi_objective = True
 
-    def _propose(self) -> Arch:
+    def propose(self) -> Arch:
         return self.random_unseen()

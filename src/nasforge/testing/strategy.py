@@ -1,9 +1,11 @@
 """The strategy conformance suite: bounds, reproducibility, no repeats (nor equivalent
-archs), batch asks, rebuilding from a history, state dicts and failed trials."""
+archs), batch asks, rebuilding from a history, state dicts (options included), failed
+trials, pickling and a round trip through another process."""
 
 from __future__ import annotations
 
 import json
+import pickle
 import zlib
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -15,11 +17,13 @@ from nasforge.space.base import Arch, Space
 from nasforge.space.builtin import NB201Space
 from nasforge.space.params import Choice, FloatRange, IntRange
 from nasforge.strategy.base import Strategy
+from nasforge.testing._spawn import run_in_subprocess
 
 __all__ = [
     "EquivalenceSpace",
     "StrategyConformance",
     "conformance_spaces",
+    "continue_strategies",
     "synthetic_score",
 ]
 
@@ -98,7 +102,19 @@ def _drive(strategy: Strategy, n: int, *, fail_every: int = 0) -> list[Arch]:
 
 
 class StrategyConformance:
-    """Pytest base class: every ``test_*`` checks one part of the strategy contract."""
+    """Pytest base class: every ``test_*`` checks one part of the strategy contract.
+
+    Name a registered strategy (and its options), or override the ``factory`` fixture::
+
+        from nasforge.testing import StrategyConformance
+
+        class TestMyStrategy(StrategyConformance):
+            strategy = "mine"
+            options = {"population": 8}
+
+    Give non-default options: the state-dict test checks that every one of them is
+    restored into a strategy built with the defaults.
+    """
 
     #: Registered strategy name (used by the default ``factory`` fixture).
     strategy: ClassVar[str | None] = None
@@ -177,7 +193,7 @@ class StrategyConformance:
         _drive(original, self.trials)
         history = original.history
         rebuilt = type(original).from_history(
-            space, [(a.key, s) for a, s in history], seed=6, **original._options()
+            space, [(a.key, s) for a, s in history], seed=6, **original.options
         )
         assert [(a.key, s) for a, s in rebuilt.history] == [(a.key, s) for a, s in history]
         told = {a.key for a, _ in history}
@@ -218,3 +234,43 @@ class StrategyConformance:
         for _ in range(self.trials):
             strategy.tell(strategy.ask(), None)
         assert space.contains(strategy.ask())
+
+    def test_pickle_continues_identically(self, factory: Factory, space: Space) -> None:
+        original = factory(space, 13)
+        _drive(original, self.trials // 2)
+        pending = original.ask()
+        copy = pickle.loads(pickle.dumps(original))
+        assert type(copy) is type(original) and copy.options == original.options
+        assert [a.key for a in copy.pending] == [pending.key]
+        for strategy in (original, copy):
+            strategy.tell(pending, synthetic_score(space, pending))
+        assert [a.key for a in _drive(copy, 10)] == [a.key for a in _drive(original, 10)]
+
+    def test_state_dict_restores_every_option(self, factory: Factory) -> None:
+        """State loaded into a strategy built with the defaults brings the options along."""
+        space = conformance_spaces()["finite"]
+        original = factory(space, 15)
+        _drive(original, self.trials // 2)
+        state = json.loads(json.dumps(original.state_dict()))
+        restored = type(original)(space, seed=0)
+        restored.load_state_dict(state)
+        assert restored.options == original.options
+        assert [a.key for a in _drive(restored, 10)] == [a.key for a in _drive(original, 10)]
+
+    def test_continues_in_another_process(self, factory: Factory) -> None:
+        """Pickled after some tells, it asks the same in a spawned process (one process for
+        every conformance space)."""
+        strategies = []
+        for _, space in sorted(conformance_spaces().items()):
+            strategy = factory(space, 14)
+            _drive(strategy, self.trials // 2)
+            strategies.append(strategy)
+        payload = pickle.dumps(strategies)
+        here = [[a.key for a in _drive(s, 10)] for s in strategies]
+        assert run_in_subprocess(continue_strategies, payload, 10) == here
+
+
+def continue_strategies(payload: bytes, n: int) -> list[list[str]]:
+    """The keys of the next ``n`` asks (told synthetic scores) of each pickled strategy."""
+    strategies: list[Strategy] = pickle.loads(payload)
+    return [[a.key for a in _drive(s, n)] for s in strategies]

@@ -1,5 +1,7 @@
-"""Training: the Trainer, its callbacks and metrics."""
+"""Training: the fit/evaluate engine, its options (:class:`TrainConfig`), callbacks and
+metrics. The user-facing :class:`nasforge.Trainer` builds on :class:`Engine`."""
 
+from nasforge._deprecated import moved
 from nasforge.train.callbacks import (
     Callback,
     EarlyStopping,
@@ -8,18 +10,22 @@ from nasforge.train.callbacks import (
     load_checkpoint,
     save_checkpoint,
 )
+from nasforge.train.config import TrainConfig, resolve_device
+from nasforge.train.engine import Engine, History
 from nasforge.train.metrics import ConfusionMatrix
-from nasforge.train.trainer import History, Trainer, resolve_device
 
 __all__ = [
     "Callback",
     "ConfusionMatrix",
     "EarlyStopping",
+    "Engine",
     "History",
     "ModelCheckpoint",
+    "TrainConfig",
     "TrainState",
-    "Trainer",
     "load_checkpoint",
     "resolve_device",
     "save_checkpoint",
 ]
+
+__getattr__ = moved(__name__, {"Trainer": "nasforge.trainer"})

@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from nasforge.config import is_int
 from nasforge.data.loaders import DataLike, TensorLoader
 from nasforge.errors import ConfigError
+from nasforge.validation import check_choice, check_int, check_number
 
 __all__ = [
     "Augment",
@@ -70,12 +70,8 @@ class RandomShift(Augment):
     """
 
     def __init__(self, max_shift: int, *, mode: str = "zeros") -> None:
-        if not is_int(max_shift) or max_shift < 1:
-            raise ConfigError.invalid("RandomShift.max_shift", max_shift, "an integer >= 1")
-        if mode not in ("zeros", "circular"):
-            raise ConfigError.invalid("RandomShift.mode", mode, "'zeros' or 'circular'")
-        self.max_shift = max_shift
-        self.mode = mode
+        self.max_shift = check_int(max_shift, "RandomShift.max_shift", low=1)
+        self.mode = check_choice(mode, "RandomShift.mode", ("zeros", "circular"))
 
     def __call__(
         self, inputs: torch.Tensor, targets: torch.Tensor, generator: torch.Generator
@@ -97,10 +93,8 @@ class RandomScale(Augment):
     """Multiply each sample by a random factor drawn uniformly from ``[low, high]``."""
 
     def __init__(self, low: float = 0.8, high: float = 1.2) -> None:
-        if not 0 < low <= high:
-            raise ConfigError.invalid("RandomScale.(low, high)", (low, high), "0 < low <= high")
-        self.low = low
-        self.high = high
+        self.low = check_number(low, "RandomScale.low", low=0, low_open=True)
+        self.high = check_number(high, "RandomScale.high", low=self.low)
 
     def __call__(
         self, inputs: torch.Tensor, targets: torch.Tensor, generator: torch.Generator
@@ -114,9 +108,7 @@ class GaussianNoise(Augment):
     """Add i.i.d. Gaussian noise with standard deviation ``std``."""
 
     def __init__(self, std: float) -> None:
-        if not std > 0:
-            raise ConfigError.invalid("GaussianNoise.std", std, "a positive number")
-        self.std = std
+        self.std = check_number(std, "GaussianNoise.std", low=0, low_open=True)
 
     def __call__(
         self, inputs: torch.Tensor, targets: torch.Tensor, generator: torch.Generator
@@ -135,12 +127,8 @@ class Mixup(Augment):
     """
 
     def __init__(self, alpha: float = 0.2, *, num_classes: int) -> None:
-        if not alpha > 0:
-            raise ConfigError.invalid("Mixup.alpha", alpha, "a positive number")
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ConfigError.invalid("Mixup.num_classes", num_classes, "an integer >= 2")
-        self.alpha = alpha
-        self.num_classes = num_classes
+        self.alpha = check_number(alpha, "Mixup.alpha", low=0, low_open=True)
+        self.num_classes = check_int(num_classes, "Mixup.num_classes", low=2)
 
     def __call__(
         self, inputs: torch.Tensor, targets: torch.Tensor, generator: torch.Generator

@@ -21,9 +21,10 @@ from torch import nn
 
 from nasforge._io import atomic_torch_save
 from nasforge.errors import CheckpointError, ConfigError
+from nasforge.validation import check_bool, check_choice, check_int, check_number, check_str
 
 if TYPE_CHECKING:
-    from nasforge.train.trainer import Trainer
+    from nasforge.train.engine import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -62,28 +63,28 @@ class TrainState:
 class Callback:
     """Base class of Trainer callbacks; every hook is a no-op."""
 
-    def on_fit_begin(self, trainer: Trainer, state: TrainState) -> None:
+    def on_fit_begin(self, trainer: Engine, state: TrainState) -> None:
         """Before the first epoch (the optimizer exists, the model is on its device)."""
 
-    def on_fit_end(self, trainer: Trainer, state: TrainState) -> None:
+    def on_fit_end(self, trainer: Engine, state: TrainState) -> None:
         """After the last epoch, also when training stopped early."""
 
-    def on_epoch_begin(self, trainer: Trainer, state: TrainState) -> None:
+    def on_epoch_begin(self, trainer: Engine, state: TrainState) -> None:
         """Before the first batch of an epoch."""
 
-    def on_epoch_end(self, trainer: Trainer, state: TrainState) -> None:
+    def on_epoch_end(self, trainer: Engine, state: TrainState) -> None:
         """After validation; ``state.metrics`` holds the epoch's metrics."""
 
-    def on_batch_begin(self, trainer: Trainer, state: TrainState) -> None:
+    def on_batch_begin(self, trainer: Engine, state: TrainState) -> None:
         """Before the forward pass; ``state.inputs``/``state.targets`` are on the device."""
 
-    def on_loss(self, trainer: Trainer, state: TrainState) -> None:
+    def on_loss(self, trainer: Engine, state: TrainState) -> None:
         """After the loss is computed, before backward; may replace ``state.loss``."""
 
-    def on_after_backward(self, trainer: Trainer, state: TrainState) -> None:
+    def on_after_backward(self, trainer: Engine, state: TrainState) -> None:
         """After ``loss.backward()``, before the optimizer step (gradients are set)."""
 
-    def on_batch_end(self, trainer: Trainer, state: TrainState) -> None:
+    def on_batch_end(self, trainer: Engine, state: TrainState) -> None:
         """After the optimizer step."""
 
 
@@ -92,11 +93,11 @@ def overrides(callback: Callback, hook: str) -> bool:
     return getattr(type(callback), hook) is not getattr(Callback, hook)
 
 
-def _resolve_mode(monitor: str, mode: str) -> Literal["min", "max"]:
+def _resolve_mode(monitor: str, mode: str, owner: str) -> Literal["min", "max"]:
+    check_str(monitor, f"{owner}.monitor")
+    mode = check_choice(mode, f"{owner}.mode", ("min", "max", "auto"))
     if mode == "auto":
         return "min" if "loss" in monitor else "max"
-    if mode not in ("min", "max"):
-        raise ConfigError.invalid("mode", mode, "'min', 'max' or 'auto'")
     return mode  # type: ignore[return-value]
 
 
@@ -126,25 +127,21 @@ class EarlyStopping(Callback):
         mode: str = "auto",
         restore_best: bool = True,
     ) -> None:
-        if patience < 1:
-            raise ConfigError.invalid("EarlyStopping.patience", patience, "an integer >= 1")
-        if min_delta < 0:
-            raise ConfigError.invalid("EarlyStopping.min_delta", min_delta, ">= 0")
+        self.mode = _resolve_mode(monitor, mode, "EarlyStopping")
         self.monitor = monitor
-        self.patience = patience
-        self.min_delta = min_delta
-        self.mode = _resolve_mode(monitor, mode)
-        self.restore_best = restore_best
+        self.patience = check_int(patience, "EarlyStopping.patience", low=1)
+        self.min_delta = check_number(min_delta, "EarlyStopping.min_delta", low=0)
+        self.restore_best = check_bool(restore_best, "EarlyStopping.restore_best")
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_epoch = -1
         self.wait = 0
         self._best_weights: dict[str, torch.Tensor] | None = None
 
-    def on_fit_begin(self, trainer: Trainer, state: TrainState) -> None:
+    def on_fit_begin(self, trainer: Engine, state: TrainState) -> None:
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_epoch, self.wait, self._best_weights = -1, 0, None
 
-    def on_epoch_end(self, trainer: Trainer, state: TrainState) -> None:
+    def on_epoch_end(self, trainer: Engine, state: TrainState) -> None:
         value = _monitored(state, self.monitor, "EarlyStopping")
         improved = (
             value < self.best - self.min_delta
@@ -169,7 +166,7 @@ class EarlyStopping(Callback):
             )
             state.stop = True
 
-    def on_fit_end(self, trainer: Trainer, state: TrainState) -> None:
+    def on_fit_end(self, trainer: Engine, state: TrainState) -> None:
         if self.restore_best and self._best_weights is not None:
             state.model.load_state_dict(self._best_weights)
 
@@ -190,15 +187,15 @@ class ModelCheckpoint(Callback):
         mode: str = "auto",
         save: Literal["best", "last"] = "last",
     ) -> None:
-        if save not in ("best", "last"):
-            raise ConfigError.invalid("ModelCheckpoint.save", save, "'best' or 'last'")
+        self.save = check_choice(save, "ModelCheckpoint.save", ("best", "last"))
+        if not isinstance(path, str | os.PathLike):
+            raise ConfigError.invalid("ModelCheckpoint.path", path, "a file path")
         self.path = Path(path)
         self.monitor = monitor
-        self.mode = _resolve_mode(monitor, mode)
-        self.save = save
+        self.mode = _resolve_mode(monitor, mode, "ModelCheckpoint")
         self.best = math.inf if self.mode == "min" else -math.inf
 
-    def on_epoch_end(self, trainer: Trainer, state: TrainState) -> None:
+    def on_epoch_end(self, trainer: Engine, state: TrainState) -> None:
         if self.save == "best":
             value = _monitored(state, self.monitor, "ModelCheckpoint")
             better = value < self.best if self.mode == "min" else value > self.best

@@ -467,9 +467,10 @@ class DependencyGraph:
         for root in sorted(rows):
             reason = self.spaces.reason[root]
             members = rows[root]
-            if reason is not None:
+            if reason is not None:  # record the modules whose *outputs* these channels are
                 for m in members:
-                    self.fixed.setdefault(m.module_name, reason)
+                    if m.role != "in":
+                        self.fixed.setdefault(m.module_name, reason)
                 continue
             group = ChannelGroup(id=root, size=self.spaces.size[root], members=members)
             if group.size < 2 or not group.producers:

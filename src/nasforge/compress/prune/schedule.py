@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nasforge.errors import ConfigError
+from nasforge.validation import check_choice, check_int, check_number
 
 __all__ = ["SCHEDULES", "schedule_amounts"]
 
@@ -21,10 +22,9 @@ def schedule_amounts(
 
         schedule_amounts("agp", 0.5, 4)   # [0.2891, 0.4375, 0.4922, 0.5]
     """
-    if schedule not in SCHEDULES:
-        raise ConfigError.invalid("schedule", schedule, f"one of {list(SCHEDULES)}")
-    if not isinstance(steps, int) or steps < 1:
-        raise ConfigError.invalid("steps", steps, "a positive integer")
+    schedule = check_choice(schedule, "schedule", SCHEDULES)
+    check_int(steps, "steps", low=1)
+    check_number(final, "final", low=0, high=1)
     if schedule == "one_shot":
         if steps != 1:
             raise ConfigError.invalid(

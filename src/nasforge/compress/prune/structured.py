@@ -20,12 +20,12 @@ from nasforge.compress.base import Compressor
 from nasforge.compress.prune.graph import DependencyGraph, build_graph
 from nasforge.compress.prune.importance import Importance, resolve_importance
 from nasforge.compress.prune.schedule import SCHEDULES, schedule_amounts
-from nasforge.config import is_int
 from nasforge.errors import ConfigError, UnsupportedModelError
 from nasforge.registry import register
+from nasforge.validation import check_choice, check_int, check_number, check_str_list
 
 if TYPE_CHECKING:
-    from nasforge.train.trainer import Trainer
+    from nasforge.train.engine import Engine
 
 __all__ = ["ChannelPruner", "keep_count", "prune_channels"]
 
@@ -76,8 +76,8 @@ def prune_channels(
     cannot be traced or that would not run after pruning; the original is never modified.
     """
     _check_ratio(ratio)
-    _check_int("round_to", round_to, 1)
-    _check_int("min_channels", min_channels, 1)
+    check_int(round_to, "round_to", low=1)
+    check_int(min_channels, "min_channels", low=1)
     scorer = resolve_importance(importance)
     graph = build_graph(model, example_inputs, exclude=exclude, leaf_modules=leaf_modules)
     targets = {
@@ -209,15 +209,7 @@ def _select(module: nn.Module, name: str, dim: int, index: torch.Tensor | None) 
 
 
 def _check_ratio(ratio: Any) -> None:
-    if not isinstance(ratio, int | float) or isinstance(ratio, bool) or not 0 <= ratio < 1:
-        raise ConfigError.invalid(
-            "ratio", ratio, "a fraction of channels to remove in [0, 1)", "0.5 halves them"
-        )
-
-
-def _check_int(name: str, value: Any, low: int) -> None:
-    if not is_int(value) or value < low:
-        raise ConfigError.invalid(name, value, f"an integer >= {low}")
+    check_number(ratio, "ratio", low=0, high=1, high_open=True, hint="0.5 halves the channels")
 
 
 @register("compressor", "channel_prune")
@@ -268,35 +260,25 @@ class ChannelPruner(Compressor):
         bn_recalibration_batches: int = 16,
     ) -> None:
         _check_ratio(ratio)
-        _check_int("round_to", round_to, 1)
-        _check_int("finetune_epochs", finetune_epochs, 0)
-        _check_int("min_channels", min_channels, 1)
-        _check_int("taylor_batches", taylor_batches, 1)
-        _check_int("bn_recalibration_batches", bn_recalibration_batches, 0)
-        for field_name, names in (("exclude", exclude), ("leaf_modules", leaf_modules)):
-            if isinstance(names, str) or not all(isinstance(n, str) for n in names):
-                raise ConfigError.invalid(field_name, names, "a list of module names")
-        if schedule not in SCHEDULES:
-            raise ConfigError.invalid("schedule", schedule, f"one of {list(SCHEDULES)}")
-        self.amounts = schedule_amounts(schedule, ratio, steps)
+        self.round_to = check_int(round_to, "round_to", low=1)
+        self.finetune_epochs = check_int(finetune_epochs, "finetune_epochs", low=0)
+        self.min_channels = check_int(min_channels, "min_channels", low=1)
+        self.taylor_batches = check_int(taylor_batches, "taylor_batches", low=1)
+        self.bn_recalibration_batches = check_int(
+            bn_recalibration_batches, "bn_recalibration_batches", low=0
+        )
+        self.exclude = tuple(check_str_list(exclude, "exclude"))
+        self.leaf_modules = tuple(check_str_list(leaf_modules, "leaf_modules"))
+        self.schedule = check_choice(schedule, "schedule", SCHEDULES)
+        self.amounts = schedule_amounts(self.schedule, ratio, steps)
         self.ratio = float(ratio)
         self.importance = resolve_importance(importance)
-        self.round_to = round_to
-        self.exclude = tuple(exclude)
-        self.leaf_modules = tuple(leaf_modules)
-        self.schedule = schedule
         self.steps = steps
-        self.finetune_epochs = finetune_epochs
-        self.min_channels = min_channels
-        self.taylor_batches = taylor_batches
-        self.bn_recalibration_batches = bn_recalibration_batches
         self.stats: dict[str, Any] = {}
 
-    def apply(self, model: nn.Module, trainer: Trainer) -> nn.Module:
+    def apply(self, model: nn.Module, trainer: Engine) -> nn.Module:
         """Prune ``model`` (a pruned copy is returned) and fine-tune it between steps."""
-        from nasforge.compress.pipeline import sample_inputs
-
-        example = sample_inputs(trainer, 2).to(next(model.parameters()).device)
+        example = trainer.sample_inputs(2).to(next(model.parameters()).device)
         original: dict[str, int] | None = None
         sizes: dict[str, list[int]] = {}
         params_before = sum(p.numel() for p in model.parameters())
@@ -350,7 +332,7 @@ class ChannelPruner(Compressor):
         )
 
 
-def _recalibrate_bn(model: nn.Module, trainer: Trainer, batches: int) -> None:
+def _recalibrate_bn(model: nn.Module, trainer: Engine, batches: int) -> None:
     """Re-estimate batch-norm statistics of the pruned network (adaptive BN, EagleEye)."""
     from nasforge.compress.quantize.qat import recalibrate_batchnorm
     from nasforge.data.loaders import as_loader
@@ -361,7 +343,7 @@ def _recalibrate_bn(model: nn.Module, trainer: Trainer, batches: int) -> None:
     recalibrate_batchnorm(model, (inputs for inputs, _ in itertools.islice(loader, batches)))
 
 
-def _accumulate_gradients(model: nn.Module, trainer: Trainer, batches: int) -> None:
+def _accumulate_gradients(model: nn.Module, trainer: Engine, batches: int) -> None:
     """Sum the loss gradients of ``batches`` training batches into ``.grad`` (eval mode)."""
     from nasforge.data.loaders import as_loader
 

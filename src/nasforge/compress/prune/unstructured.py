@@ -18,11 +18,19 @@ from torch.nn.utils import parametrize
 
 from nasforge.compress.base import Compressor
 from nasforge.compress.prune.schedule import SCHEDULES, schedule_amounts
-from nasforge.errors import ConfigError, close_matches
+from nasforge.errors import ConfigError
 from nasforge.registry import register
+from nasforge.validation import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    check_sequence,
+    check_str_list,
+)
 
 if TYPE_CHECKING:
-    from nasforge.train.trainer import Trainer
+    from nasforge.train.engine import Engine
 
 __all__ = ["NO_SPEEDUP_NOTE", "MagnitudePruner", "make_permanent", "sparsity_report"]
 
@@ -152,33 +160,24 @@ class MagnitudePruner(Compressor):
         exclude: Sequence[str] = (),
         permanent: bool = True,
     ) -> None:
-        if not isinstance(sparsity, int | float) or not 0 <= sparsity < 1:
-            raise ConfigError.invalid("sparsity", sparsity, "a fraction of weights in [0, 1)")
-        if scope not in ("layer", "global"):
-            raise ConfigError.invalid("scope", scope, "'layer' or 'global'")
-        if schedule not in SCHEDULES:
-            raise ConfigError.invalid("schedule", schedule, f"one of {list(SCHEDULES)}")
-        if not isinstance(finetune_epochs, int) or finetune_epochs < 0:
-            raise ConfigError.invalid("finetune_epochs", finetune_epochs, "an integer >= 0")
-        if isinstance(layer_types, str) or not layer_types:
-            raise ConfigError.invalid(
-                "layer_types", layer_types, f"a list from {list(_LAYER_TYPES)}"
-            )
-        for kind in layer_types:
-            if kind not in _LAYER_TYPES:
-                hint = close_matches(str(kind), _LAYER_TYPES).strip() or None
-                raise ConfigError.invalid("layer_types", kind, f"one of {list(_LAYER_TYPES)}", hint)
-        if isinstance(exclude, str) or not all(isinstance(n, str) for n in exclude):
-            raise ConfigError.invalid("exclude", exclude, "a list of module names")
-        self.amounts = schedule_amounts(schedule, float(sparsity), steps)
-        self.sparsity = float(sparsity)
-        self.scope = scope
-        self.schedule = schedule
+        self.sparsity = check_number(
+            sparsity, "sparsity", low=0, high=1, high_open=True, hint="a fraction of weights"
+        )
+        self.scope = check_choice(scope, "scope", ("layer", "global"))
+        self.schedule = check_choice(schedule, "schedule", SCHEDULES)
+        self.amounts = schedule_amounts(self.schedule, self.sparsity, steps)
         self.steps = steps
-        self.finetune_epochs = finetune_epochs
-        self.layer_types = tuple(layer_types)
-        self.exclude = tuple(exclude)
-        self.permanent = permanent
+        self.finetune_epochs = check_int(finetune_epochs, "finetune_epochs", low=0)
+        self.layer_types = tuple(
+            check_sequence(
+                layer_types,
+                "layer_types",
+                lambda v, f: check_choice(v, f, tuple(_LAYER_TYPES)),
+                expected=f"a list from {list(_LAYER_TYPES)}",
+            )
+        )
+        self.exclude = tuple(check_str_list(exclude, "exclude"))
+        self.permanent = check_bool(permanent, "permanent")
         self.stats: dict[str, Any] = {}
 
     def targets(self, model: nn.Module) -> dict[str, nn.Module]:
@@ -209,7 +208,7 @@ class MagnitudePruner(Compressor):
             masks[name] = (w > threshold).to(w.dtype)
         return masks
 
-    def apply(self, model: nn.Module, trainer: Trainer) -> nn.Module:
+    def apply(self, model: nn.Module, trainer: Engine) -> nn.Module:
         """Mask ``model``'s weights in place (fine-tuning between steps) and return it."""
         modules = self.targets(model)
         for step, amount in enumerate(self.amounts, start=1):

@@ -38,9 +38,10 @@ from nasforge.compress.quantize.qat import strip_fake_quant
 from nasforge.data.loaders import as_loader
 from nasforge.errors import ConfigError
 from nasforge.registry import register
+from nasforge.validation import check_int
 
 if TYPE_CHECKING:
-    from nasforge.train.trainer import Trainer
+    from nasforge.train.engine import Engine
 
 __all__ = ["BACKENDS", "FxBackend", "Int8Backend", "Int8Quantizer", "quantize_int8"]
 
@@ -181,18 +182,12 @@ class Int8Quantizer(Compressor):
     name = "int8"
 
     def __init__(self, *, calibration_batches: int = 16, backend: str | Int8Backend = "fx") -> None:
-        if (
-            not isinstance(calibration_batches, int)
-            or isinstance(calibration_batches, bool)
-            or calibration_batches < 1
-        ):
-            raise ConfigError.invalid(
-                "calibration_batches", calibration_batches, "a positive integer", "try 8-32"
-            )
-        self.calibration_batches = calibration_batches
+        self.calibration_batches = check_int(
+            calibration_batches, "calibration_batches", low=1, hint="try 8-32"
+        )
         self.backend = _backend(backend)
 
-    def apply(self, model: nn.Module, trainer: Trainer) -> nn.Module:
+    def apply(self, model: nn.Module, trainer: Engine) -> nn.Module:
         """Return an int8 copy of ``model`` calibrated on the Trainer's training data."""
         if trainer.train_data is None:
             raise ConfigError(

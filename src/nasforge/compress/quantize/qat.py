@@ -27,13 +27,13 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from nasforge.compress.base import Compressor
-from nasforge.config import is_int
 from nasforge.data.loaders import as_loader
 from nasforge.errors import ConfigError, close_matches
 from nasforge.registry import register
+from nasforge.validation import check_bool, check_int, check_number, check_str_list
 
 if TYPE_CHECKING:
-    from nasforge.train.trainer import Trainer
+    from nasforge.train.engine import Engine
 
 __all__ = [
     "ActivationFakeQuant",
@@ -67,8 +67,10 @@ class QuantSpec:
     axis: int = 0
 
     def __post_init__(self) -> None:
-        if not is_int(self.bits) or not 2 <= self.bits <= 8:
-            raise ConfigError.invalid("bits", self.bits, "an integer from 2 to 8")
+        check_int(self.bits, "bits", low=2, high=8)
+        check_bool(self.per_channel, "per_channel")
+        check_bool(self.symmetric, "symmetric")
+        check_int(self.axis, "axis", low=0)
 
     @property
     def qmin(self) -> int:
@@ -150,7 +152,7 @@ class ActivationFakeQuant(nn.Module):
                 "activation per_channel", True, "False", "activations are quantized per tensor"
             )
         self.spec = spec
-        self.momentum = momentum
+        self.momentum = check_number(momentum, "momentum", low=0, high=1, low_open=True)
         self.register_buffer("min_val", torch.zeros(()))
         self.register_buffer("max_val", torch.zeros(()))
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
@@ -301,34 +303,20 @@ class QATQuantizer(Compressor):
         bn_recalibration_batches: int = 32,
     ) -> None:
         self.weights = QuantSpec(bits=bits, per_channel=per_channel, symmetric=symmetric)
-        try:
-            self.activations = (
-                None
-                if activation_bits is None
-                else QuantSpec(bits=activation_bits, per_channel=False, symmetric=False)
-            )
-        except ConfigError:
-            raise ConfigError.invalid(
-                "activation_bits", activation_bits, "an integer from 2 to 8, or None"
-            ) from None
-        if isinstance(exclude, str) or not all(isinstance(n, str) for n in exclude):
-            raise ConfigError.invalid("exclude", exclude, "a list of layer names")
-        if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
-            raise ConfigError.invalid("epochs", epochs, "a positive integer or None")
-        if (
-            not isinstance(bn_recalibration_batches, int)
-            or isinstance(bn_recalibration_batches, bool)
-            or bn_recalibration_batches < 0
-        ):
-            raise ConfigError.invalid(
-                "bn_recalibration_batches", bn_recalibration_batches, "an integer >= 0"
-            )
-        self.exclude = tuple(exclude)
-        self.epochs = epochs
-        self.bn_recalibration_batches = bn_recalibration_batches
+        check_int(activation_bits, "activation_bits", low=2, high=8, optional=True)
+        self.activations = (
+            None
+            if activation_bits is None
+            else QuantSpec(bits=activation_bits, per_channel=False, symmetric=False)
+        )
+        self.exclude = tuple(check_str_list(exclude, "exclude"))
+        self.epochs = check_int(epochs, "epochs", low=1, optional=True)
+        self.bn_recalibration_batches = check_int(
+            bn_recalibration_batches, "bn_recalibration_batches", low=0
+        )
         self.layers: list[str] = []
 
-    def apply(self, model: nn.Module, trainer: Trainer) -> nn.Module:
+    def apply(self, model: nn.Module, trainer: Engine) -> nn.Module:
         """Add fake-quant to ``model`` in place, fine-tune it with ``trainer``, return it."""
         self.layers = prepare_qat(
             model, weights=self.weights, activations=self.activations, exclude=self.exclude

@@ -1,4 +1,9 @@
-"""The ``nasforge`` command line. The library logs; only this module prints."""
+"""The ``nasforge`` command line. The library logs; only this package prints.
+
+Bad input never ends in a traceback: every :class:`~nasforge.NasforgeError` (the config
+loaders turn errors of user-named callables into one) becomes one ``error:`` line and
+exit status 1.
+"""
 
 from __future__ import annotations
 
@@ -100,7 +105,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     from nasforge._seed import seed_everything
     from nasforge.data.bundle import load_dataset
-    from nasforge.train.trainer import Trainer
+    from nasforge.trainer import Trainer
 
     torch.set_num_threads(min(torch.get_num_threads(), 2))
     data = load_dataset("digits", seed=args.seed)
@@ -127,7 +132,7 @@ def _demo(args: argparse.Namespace) -> int:
         lr=3e-3,
         lr_schedule="cosine",
         seed=args.seed,
-        progress=not args.no_progress,
+        progress=False if args.no_progress else None,
     )
     history = trainer.fit(model)
     test = trainer.evaluate(model)
@@ -141,7 +146,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _compress(args: argparse.Namespace) -> int:
-    from nasforge.compress.config import load_config, run_compress
+    from nasforge.cli.compress import load_config, run_compress
 
     report = run_compress(load_config(args.config), report_path=args.report)
     print(report.table())
@@ -155,13 +160,14 @@ def _compress(args: argparse.Namespace) -> int:
 def _search(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from nasforge.nas.config import load_search_config, run_search, summary_table
+    from nasforge.cli.search import load_search_config, run_search
     from nasforge.nas.result import TrialStatus
 
     config = load_search_config(args.config)
     out = Path(args.out) if args.out else Path.cwd() / f"{Path(args.config).stem}-results"
-    result = run_search(config, out, resume=args.resume, progress=not args.no_progress)
-    print(summary_table(result))
+    progress = False if args.no_progress else None
+    result = run_search(config, out, resume=args.resume, progress=progress)
+    print(result.table())
     counts = {s.value: sum(t.status is s for t in result.trials) for s in TrialStatus}
     print(", ".join(f"{n} {k}" for k, n in counts.items() if n), f"in {result.duration:.0f} s")
     print(f"results written to {out}")
@@ -169,7 +175,3 @@ def _search(args: argparse.Namespace) -> int:
         print("interrupted: continue with --resume", file=sys.stderr)
         return 130
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,7 @@
+"""``python -m nasforge.cli``: the ``nasforge`` command."""
+
+import sys
+
+from nasforge.cli import main
+
+sys.exit(main())
