@@ -1,8 +1,9 @@
 """Quantization-aware training at 4 bits recovers what naive 4-bit rounding loses.
 
 Trains a small CNN on the embedded digits, then compares three versions of it: float32;
-the same weights rounded to 4 bits (per channel) with 8-bit inputs and no retraining; and
-the ``qat`` compressor, which fine-tunes through the same fake-quant with the
+the same weights rounded to 4 bits (per channel), with BatchNorm statistics recalibrated
+but no retraining (inputs stay float, which only helps it); and the ``qat`` compressor
+(4-bit weights, 8-bit inputs), which fine-tunes through the fake-quant with the
 straight-through estimator. It checks that both 4-bit versions really have at most 15
 weight values per output channel and, in a full run, that QAT is more accurate than
 rounding alone. About 20 seconds on two CPU cores; ``NASFORGE_QUICK=1`` trains 3 epochs
@@ -51,7 +52,7 @@ def main() -> None:
     bits = 4
     rounded = copy.deepcopy(model)
     prepare_qat(rounded, weights=QuantSpec(bits=bits, per_channel=True))
-    # calibrate input ranges and BatchNorm statistics on the training data, no gradient steps
+    # recalibrate BatchNorm statistics on the training data, no gradient steps
     rounded.train()
     with torch.no_grad():
         for inputs, _ in nf.TensorLoader(*data.train.tensors, batch_size=64):

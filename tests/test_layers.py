@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "nasforge._version",
             "nasforge._deprecated",
             "nasforge._io",
+            "nasforge._lazy",
             "nasforge._options",
             "nasforge._progress",
             "nasforge._seed",

@@ -6,9 +6,9 @@ PyTorch loads on first use of its name.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from nasforge._lazy import lazy_exports
 from nasforge._version import __version__
 from nasforge.errors import (
     CheckpointError,
@@ -192,15 +192,4 @@ if TYPE_CHECKING:
     from nasforge.train.engine import History
     from nasforge.trainer import Trainer
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'nasforge' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)

@@ -11,9 +11,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from nasforge import registry
 from nasforge.errors import ConfigError, NasforgeError, close_matches
 
-__all__ = ["call_user", "check_fields", "kwargs", "named", "read_yaml"]
+__all__ = ["call_user", "check_fields", "check_registered", "kwargs", "named", "read_yaml"]
 
 
 def read_yaml(source: str | os.PathLike[str] | dict[str, Any]) -> tuple[Any, Path]:
@@ -60,6 +61,19 @@ def named(section: Any, name: str) -> tuple[str, dict[str, Any]]:
     return value, section
 
 
+def check_registered(kind: str, name: str, field: str, also: str = "") -> None:
+    """Refuse a ``name`` that is not a registered ``kind`` plugin, naming ``field`` and
+    listing the registered ones (``also`` adds other accepted forms)."""
+    known = registry.available(kind)
+    if name.lower() not in known:
+        raise ConfigError.invalid(
+            field,
+            name,
+            f"one of {', '.join(known)}" + (f" {also}" if also else ""),
+            close_matches(name, known).strip() or None,
+        )
+
+
 def kwargs(value: Any, name: str) -> dict[str, Any]:
     """Keyword arguments: a mapping, or None for none."""
     if value is None:
@@ -69,10 +83,17 @@ def kwargs(value: Any, name: str) -> dict[str, Any]:
     return dict(value)
 
 
-def call_user(function: Callable[..., Any], options: Mapping[str, Any], field: str) -> Any:
+def call_user(
+    function: Callable[..., Any],
+    options: Mapping[str, Any],
+    field: str,
+    *,
+    name: str | None = None,
+) -> Any:
     """``function(**options)`` for a callable the config names (a model constructor, a
-    dataset function): whatever it raises becomes a :class:`ConfigError` naming ``field``,
-    so a bad config ends in one clear line rather than a traceback."""
+    dataset function; ``name`` is how the config names it): whatever it raises becomes a
+    :class:`ConfigError` naming ``field``, so a bad config ends in one clear line rather
+    than a traceback."""
     try:
         return function(**options)
     except NasforgeError as exc:
@@ -80,7 +101,7 @@ def call_user(function: Callable[..., Any], options: Mapping[str, Any], field: s
             raise
         raise ConfigError(f"{field}: {exc}", field=field) from exc
     except Exception as exc:
-        name = getattr(function, "__qualname__", repr(function))
+        name = name or getattr(function, "__qualname__", repr(function))
         raise ConfigError(
             f"{field}: {name}(**{dict(options)!r}) raised {type(exc).__name__}: {exc}",
             field=field,

@@ -41,9 +41,9 @@ from torch import nn
 from nasforge import registry
 from nasforge.compress.pipeline import Pipeline
 from nasforge.compress.report import CompressionReport
-from nasforge.config import call_user, check_fields, kwargs, named, read_yaml
+from nasforge.config import call_user, check_fields, check_registered, kwargs, named, read_yaml
 from nasforge.data.bundle import DataBundle
-from nasforge.errors import CheckpointError, ConfigError, NasforgeError, close_matches
+from nasforge.errors import CheckpointError, ConfigError, NasforgeError
 from nasforge.export import (
     FORMAT,
     export_onnx,
@@ -102,7 +102,7 @@ def load_config(source: str | os.PathLike[str] | dict[str, Any]) -> CompressConf
     if ":" in data_name:
         resolve_builder(data_name, field="data.name")
     else:
-        _known("dataset", data_name, "data.name", "or 'package.module:function'")
+        check_registered("dataset", data_name, "data.name", "or 'package.module:function'")
     state_dict = check_str(model.get("state_dict"), "model.state_dict", optional=True)
     measure = dict(check_fields(raw.get("measure"), "measure", _MEASURE_KEYS))
     try:
@@ -148,7 +148,7 @@ def _compressor_specs(steps: Any) -> list[tuple[str, dict[str, Any]]]:
     specs = []
     for i, step in enumerate(steps):
         name, options = named(step, f"compressors[{i}]")
-        _known("compressor", name, f"compressors[{i}].name")
+        check_registered("compressor", name, f"compressors[{i}].name")
         specs.append((name, {k: v for k, v in options.items() if k != "name"}))
     return specs
 
@@ -158,20 +158,9 @@ def _outputs(section: Any, base: Path) -> dict[str, Path]:
     return {k: base / check_str(v, f"output.{k}") for k, v in output.items()}
 
 
-def _known(kind: str, name: str, field_name: str, also: str = "") -> None:
-    known = registry.available(kind)
-    if name.lower() not in known:
-        raise ConfigError.invalid(
-            field_name,
-            name,
-            f"one of {', '.join(known)}" + (f" {also}" if also else ""),
-            close_matches(name, known).strip() or None,
-        )
-
-
 def _build_model(config: CompressConfig) -> nn.Module:
     builder = resolve_builder(config.model, field="model.name")
-    model = call_user(builder, config.model_kwargs, "model.kwargs")
+    model = call_user(builder, config.model_kwargs, "model.kwargs", name=config.model)
     if not isinstance(model, nn.Module):
         raise ConfigError.invalid("model.name", config.model, "a constructor of an nn.Module")
     if config.state_dict is not None:
@@ -200,7 +189,7 @@ def _build_trainer(config: CompressConfig) -> Trainer:
     """The Trainer over the config's data: a DataBundle or ``(train, val[, test])``."""
     if ":" in config.data:
         builder = resolve_builder(config.data, field="data.name")
-        data = call_user(builder, config.data_options, "data.options")
+        data = call_user(builder, config.data_options, "data.options", name=config.data)
     else:
         data = call_user(registry.get("dataset", config.data), config.data_options, "data.options")
     if isinstance(data, DataBundle):

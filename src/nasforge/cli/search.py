@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from nasforge import registry
-from nasforge.config import call_user, check_fields, kwargs, named, read_yaml
+from nasforge.config import call_user, check_fields, check_registered, kwargs, named, read_yaml
 from nasforge.errors import ConfigError, MissingDependencyError, NasforgeError, close_matches
 from nasforge.evaluators.training import TrainEvaluator
 from nasforge.export import resolve_builder
@@ -244,7 +244,7 @@ def space_from_config(section: Any) -> Space:
         )
     name, spec = named(section, "space")
     check_fields(spec, "space", _PLUGIN_FIELDS)
-    _known("space", name, "space.name")
+    check_registered("space", name, "space.name")
     options = kwargs(spec.get("options"), "space.options")
     return _build_field("space.options", "space", name, **options)
 
@@ -303,7 +303,7 @@ def _data(section: Any) -> tuple[str, dict[str, Any]]:
     name, spec = named(section, "data")
     check_fields(spec, "data", _PLUGIN_FIELDS)
     if ":" not in name:
-        _known("dataset", name, "data.name", also="or 'package.module:function'")
+        check_registered("dataset", name, "data.name", also="or 'package.module:function'")
     else:
         resolve_builder(name, field="data.name")
     return name, kwargs(spec.get("options"), "data.options")
@@ -312,7 +312,7 @@ def _data(section: Any) -> tuple[str, dict[str, Any]]:
 def _plugin(section: Any, kind: str) -> tuple[str, dict[str, Any]]:
     name, spec = named(section, kind)
     check_fields(spec, kind, _PLUGIN_FIELDS)
-    _known(kind, name, f"{kind}.name")
+    check_registered(kind, name, f"{kind}.name")
     options = kwargs(spec.get("options"), f"{kind}.options")
     for key in ("space", "seed"):  # the config's own sections set these
         if key in options:
@@ -330,19 +330,8 @@ def _inline_plugin(section: Any, kind: str) -> dict[str, Any] | None:
     if section is None:
         return None
     name, spec = named(section, kind)
-    _known(kind, name, f"{kind}.name")
+    check_registered(kind, name, f"{kind}.name")
     return {**spec, "name": name}
-
-
-def _known(kind: str, name: str, field_name: str, also: str = "") -> None:
-    names = registry.available(kind)
-    if name.lower() not in names:
-        raise ConfigError.invalid(
-            field_name,
-            name,
-            f"one of {', '.join(names)}" + (f" {also}" if also else ""),
-            close_matches(name, names).strip() or None,
-        )
 
 
 def _split_name(section: dict[str, Any] | None, default: str) -> dict[str, Any]:
@@ -369,4 +358,5 @@ def _build_field(field_name: str, kind: str, name: str, **options: Any) -> Any:
 def _load_data(name: str, options: dict[str, Any]) -> Any:
     if ":" not in name:
         return _build_field("data.options", "dataset", name, **options)
-    return call_user(resolve_builder(name, field="data.name"), options, "data.options")
+    builder = resolve_builder(name, field="data.name")
+    return call_user(builder, options, "data.options", name=name)

@@ -7,8 +7,10 @@ that listing the schedulers does not load the loop.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from nasforge._deprecated import moved
+from nasforge._lazy import lazy_exports
 
 _LAZY: dict[str, str] = {
     "Evaluator": "nasforge.nas.evaluator",
@@ -50,15 +52,9 @@ if TYPE_CHECKING:
     from nasforge.nas.result import SearchResult, Trial, TrialStatus
     from nasforge.nas.schedulers import FullBudget, Hyperband, Scheduler, SuccessiveHalving
 
+_lazy, __dir__ = lazy_exports(__name__, globals(), _LAZY)
+_moved = moved(__name__, _MOVED)
+
 
 def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        from nasforge._deprecated import moved
-
-        return moved(__name__, _MOVED)(name)
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return _moved(name) if name in _MOVED else _lazy(name)

@@ -158,17 +158,22 @@ class Space(Configurable):
                 "space", data, "a mapping with a 'params' or an 'options' entry"
             )
         unknown = set(data) - {"name", "params", "options"}
-        if unknown or ("params" in data) == ("options" in data):
+        if unknown or ("params" in data and "options" in data):
             raise ConfigError.invalid(
                 "space",
                 sorted(unknown)[0] if unknown else sorted(data),
                 "the keys 'name' and either 'params' (parameters) or 'options' (a registered "
                 "space's constructor options)",
             )
-        if "options" in data:
-            name, options = data.get("name"), data["options"]
-            if not isinstance(name, str):
-                raise ConfigError.invalid("space.name", name, "a registered space name")
+        if "params" not in data:  # a registered space, by name and options
+            name, options = data.get("name"), data.get("options", {})
+            if not isinstance(name, str) or name.lower() not in registry.available("space"):
+                raise ConfigError.invalid(
+                    "space.name",
+                    name,
+                    f"a registered space ({', '.join(registry.available('space'))})",
+                    hint="or give the parameters under 'params'",
+                )
             if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
                 raise ConfigError.invalid("space.options", options, "a mapping of options")
             built = registry.build("space", name, **options)

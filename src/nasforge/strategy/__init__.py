@@ -9,9 +9,9 @@ never imports torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from nasforge._lazy import lazy_exports
 from nasforge.errors import StrategyStateError
 from nasforge.strategy.base import Score, Strategy
 
@@ -44,9 +44,4 @@ if TYPE_CHECKING:
     from nasforge.strategy.nsga2 import NSGA2
     from nasforge.strategy.random import RandomSearch
 
-
-def __getattr__(name: str) -> Any:
-    module = _BUILTINS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _BUILTINS)

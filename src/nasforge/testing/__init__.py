@@ -28,8 +28,9 @@ Names load lazily: importing one suite does not import the others (nor PyTorch).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from nasforge._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from nasforge.testing._spawn import run_in_subprocess
@@ -71,15 +72,4 @@ __all__ = [
     "synthetic_score",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
