@@ -14,7 +14,7 @@ from typing import Any
 
 @functools.cache
 def _signature(cls: type) -> inspect.Signature:
-    return inspect.signature(cls.__init__)
+    return inspect.signature(cls.__init__)  # type: ignore[misc]
 
 
 def _bind(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -44,8 +44,9 @@ class Configurable:
         super().__init_subclass__(**kwargs)
         # inspect.signature(cls) would otherwise report __new__'s (*args, **kwargs), and
         # the registry checks arguments against the signature.
-        init = inspect.signature(cls.__init__)
-        cls.__signature__ = init.replace(parameters=list(init.parameters.values())[1:])
+        init = inspect.signature(cls.__init__)  # type: ignore[misc]
+        parameters = list(init.parameters.values())[1:]
+        cls.__signature__ = init.replace(parameters=parameters)  # type: ignore[attr-defined]
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         self = super().__new__(cls)

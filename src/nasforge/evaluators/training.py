@@ -167,7 +167,7 @@ class TrainEvaluator(Evaluator):
         return (*names, "epochs", "train_seconds")
 
     @property
-    def metrics(self) -> tuple[str, ...]:
+    def metrics(self) -> tuple[str, ...]:  # type: ignore[override]
         """The metrics :meth:`evaluate` returns; a search checks its objectives against them."""
         return self.metric_names(latency=self.latency is not None)
 
@@ -177,7 +177,7 @@ class TrainEvaluator(Evaluator):
         return self.engine.test_data is not None
 
     @property
-    def continues_trials(self) -> bool:
+    def continues_trials(self) -> bool:  # type: ignore[override]
         """Whether a larger budget continues a trial (with ``checkpoint_dir``) rather than
         training it again from scratch."""
         return self.checkpoint_dir is not None

@@ -334,10 +334,11 @@ class _Search:
                     if self._close():
                         continue
                     break
-                if self._deliverable() is None:
+                ready = self._deliverable()
+                if ready is None:
                     self._collect()
                 else:
-                    self._deliver(self._deliverable())
+                    self._deliver(ready)
         except KeyboardInterrupt:
             self.interrupted = True
             logger.warning("search interrupted after %d trials", len(self.trials))

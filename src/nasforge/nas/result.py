@@ -12,7 +12,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -345,7 +345,9 @@ class SearchResult:
             logger.info("matplotlib is not installed: no plots (pip install 'nasforge[plots]')")
             return {}
         written = {}
-        plots = [("progress_plot", "progress.png", self.plot)]
+        plots: list[tuple[str, str, Callable[..., Any]]] = [
+            ("progress_plot", "progress.png", self.plot)
+        ]
         if len(self.objectives) > 1:
             plots.append(("pareto_plot", "pareto.png", self.plot_pareto))
         for kind, name, draw in plots:
