@@ -1,4 +1,5 @@
-"""Pareto fronts, crowding distance and hypervolume (nasforge.pareto)."""
+"""Pareto fronts, crowding distance and hypervolume (nasforge.pareto), including exact
+refusals, empty and one-objective inputs, and small fronts worked out by hand."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nasforge as nf
+from nasforge.errors import ConfigError
 from nasforge.pareto import crowding_distance, hypervolume, non_dominated_sort, pareto_front
 
 
@@ -105,6 +107,9 @@ def test_crowding_distance_small_and_flat_fronts():
     np.testing.assert_allclose(
         crowding_distance([[0.0, 1.0], [1.0, 1.0], [3.0, 1.0]]), [np.inf, 1.0, np.inf]
     )
+    np.testing.assert_allclose(
+        crowding_distance([[1.0, 0.0], [1.0, 1.0], [1.0, 3.0]]), [np.inf, 1.0, np.inf]
+    )
 
 
 def distinct_columns():
@@ -156,6 +161,15 @@ def test_one_point_gives_its_box(pair):
     point, reference = pair
     box = np.prod(np.clip(np.subtract(point, reference), 0, None))
     assert hypervolume([point], reference) == pytest.approx(box, rel=1e-9, abs=1e-12)
+
+
+@settings(deadline=None)
+@given(point_sets(max_value=4, max_dims=3, max_points=12))
+def test_hypervolume_counts_the_unit_cells_the_points_dominate(points):
+    m = len(points[0])
+    cells = itertools.product(range(4), repeat=m)  # the cell [c, c + 1] in every dimension
+    covered = sum(any(all(np.less(cell, p)) for p in points) for cell in cells)
+    assert hypervolume(points, [0] * m) == pytest.approx(covered)
 
 
 @settings(deadline=None)
@@ -250,3 +264,117 @@ def test_hypervolume_slices_3d_into_2d_sweeps_only(monkeypatch):
 def test_invalid_inputs_are_named(call, match):
     with pytest.raises(nf.ConfigError, match=match):
         call()
+
+
+# --- exact refusals, edge cases and small fronts by hand ------------------------------------
+def refusal(call, *args, **kwargs) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        call(*args, **kwargs)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("call", "field", "message"),
+    [
+        (
+            lambda: pareto_front([1.0, 2.0]),
+            "points",
+            "points must be an (n, m) array of objective values, but got [1.0, 2.0]",
+        ),
+        (
+            lambda: pareto_front([[1.0, np.nan]]),
+            "points",
+            "points must be numbers without NaN, but got 'NaN values'",
+        ),
+        (
+            lambda: pareto_front([[1, 2]], modes=["max"]),
+            "modes",
+            "modes must be a sequence of 2 values, each 'max' or 'min' (one per objective), but "
+            "got ['max']. HINT: e.g. modes=['max', 'min'] for accuracy and latency",
+        ),
+        (
+            lambda: crowding_distance([[1.0, np.inf], [2.0, 1.0], [0.0, 0.0]]),
+            "points",
+            "points must be finite numbers, but got 'non-finite values'",
+        ),
+        (
+            lambda: crowding_distance([[1.0, 2.0], [3.0]]),
+            "points",
+            "points must be an (n, m) array of objective values, but got [[1.0, 2.0], [3.0]]",
+        ),
+        (
+            lambda: hypervolume([[1, 2]], [[0, 0]]),
+            "reference",
+            "reference must be a 1-D sequence of numbers, but got [[0, 0]]",
+        ),
+        (
+            lambda: hypervolume([[1]], []),
+            "reference",
+            "reference must be a 1-D sequence of numbers, but got []",
+        ),
+        (
+            lambda: hypervolume([[1, 2]], [0, 0, 0]),
+            "reference",
+            "reference must be a point with 2 objective values (one per column of points), but "
+            "got [0, 0, 0]",
+        ),
+        (
+            lambda: hypervolume([[1, 2]], [0, np.inf]),
+            "points and reference",
+            "points and reference must be finite numbers for hypervolume, but got "
+            "'non-finite values'",
+        ),
+    ],
+)
+def test_refusals_name_the_argument(call, field, message):
+    error = refusal(call)
+    assert (error.field, str(error)) == (field, message)
+
+
+def test_empty_inputs_with_modes_or_a_reference():
+    assert pareto_front([], modes=["max", "min"]) == []
+    assert non_dominated_sort(np.zeros((0, 3)), modes=["max", "min", "max"]) == []
+    assert hypervolume([], [1.0, 2.0, 3.0], modes=["min", "min", "min"]) == 0.0
+    assert crowding_distance(np.zeros((0, 2))).shape == (0,)
+
+
+def test_one_objective():
+    assert pareto_front([[3.0], [5.0], [5.0], [1.0]]) == [1, 2]
+    assert non_dominated_sort([[3.0], [5.0], [1.0]], modes=["min"]) == [[2], [0], [1]]
+    assert hypervolume([[3.0], [5.0]], [1.0]) == 4.0
+    assert hypervolume([[3.0], [5.0]], [6.0], modes=["min"]) == 3.0
+    np.testing.assert_array_equal(crowding_distance([[1.0], [4.0], [2.0]]), [np.inf, np.inf, 1.0])
+
+
+def test_fronts_of_a_mixed_minimisation_problem():
+    points = [[1.0, 1.0], [2.0, 2.0], [1.0, 3.0], [3.0, 1.0], [3.0, 3.0]]
+    assert non_dominated_sort(points, modes=["min", "min"]) == [[0], [1, 2, 3], [4]]
+    assert non_dominated_sort(points) == [[4], [1, 2, 3], [0]]
+    assert non_dominated_sort(points, modes=["max", "min"]) == [[3], [0, 1, 4], [2]]
+
+
+def test_hypervolume_of_minimised_objectives_is_measured_from_the_reference():
+    points = [[1.0, 3.0], [2.0, 2.0], [3.0, 1.0], [4.0, 4.0]]
+    # boxes up to (4, 4): 3x1 + 2x1 + 1x1 + 0 (the last point is the reference itself)
+    assert hypervolume(points, [4.0, 4.0], modes=["min", "min"]) == pytest.approx(6.0)
+    assert hypervolume(points, [0.0, 0.0]) == pytest.approx(16.0)
+    assert hypervolume([[2.0, 2.0, 2.0], [1.0, 1.0, 3.0]], [0, 0, 0]) == pytest.approx(9.0)
+
+
+def test_fronts_of_two_points_are_all_extremes_even_when_equal():
+    assert np.isinf(crowding_distance([[1.0, 1.0], [1.0, 1.0]])).all()
+
+
+def test_the_first_tied_minimum_and_the_last_tied_maximum_are_the_extremes():
+    # a stable sort: the same points are extremes on every machine (numpy's default sort
+    # is not stable for 17 or more values, and its order depends on the CPU's SIMD sort)
+    column = [4, 3, 2, 1, 1, 0, 0, 0, 0, 4, 3, 4, 2, 3, 4, 3, 3, 2, 2, 4]
+    distance = crowding_distance([[v] for v in column])
+    assert np.flatnonzero(np.isinf(distance)).tolist() == [5, 19]
+
+
+def test_crowding_distance_adds_every_objective_scaled_by_its_range():
+    front = [[0.0, 10.0], [1.0, 8.0], [3.0, 2.0], [4.0, 0.0]]
+    # point 1: (3 - 0) / 4 + (10 - 2) / 10 = 1.55; point 2: (4 - 1) / 4 + (8 - 0) / 10 = 1.55
+    np.testing.assert_allclose(crowding_distance(front), [np.inf, 1.55, 1.55, np.inf])
+    np.testing.assert_allclose(crowding_distance([[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]]), [0, 0, 0])

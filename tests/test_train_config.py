@@ -1,7 +1,11 @@
-"""TrainConfig: every training option defined, defaulted, validated and normalised once,
-and taken whole by the Trainer, the training evaluator, the Distiller and the YAML loaders."""
+"""TrainConfig (nasforge.train.config): every training option defined, defaulted,
+validated and normalised once, field by field (what each accepts, the messages that name it,
+the dict forms), and taken whole by the Trainer, the training evaluator, the Distiller and the
+YAML loaders."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
@@ -10,6 +14,8 @@ from torch import nn
 import nasforge as nf
 from nasforge.cli.compress import load_config
 from nasforge.cli.search import load_search_config
+from nasforge.errors import ConfigError
+from nasforge.train.config import TrainConfig, resolve_device
 
 
 def test_names_are_matched_in_any_case_and_normalised_once():
@@ -144,3 +150,216 @@ def test_progress_none_means_bars_only_on_a_terminal(monkeypatch, progress):
         monkeypatch.setattr("sys.stderr.isatty", lambda tty=tty: tty)
         assert progress_enabled(progress) is (tty if progress is None else progress)
     assert nf.TrainConfig().progress is None
+
+
+# --- field by field: defaults, accepted values, messages, dict forms ------------------------
+def refusal(**options) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(**options)
+    return info.value
+
+
+def test_defaults():
+    assert TrainConfig().to_dict() == {
+        "epochs": 10,
+        "batch_size": 64,
+        "eval_batch_size": 512,
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "weight_decay": 0.0,
+        "momentum": 0.9,
+        "lr_schedule": None,
+        "schedule_epochs": None,
+        "loss": "cross_entropy",
+        "label_smoothing": 0.0,
+        "grad_clip": None,
+        "seed": 0,
+        "device": "auto",
+        "progress": None,
+        "num_workers": 0,
+    }
+    assert tuple(TrainConfig().to_dict()) == TrainConfig.FIELDS
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"epochs": 0}, "epochs must be a positive integer, but got 0"),
+        ({"batch_size": 0}, "batch_size must be a positive integer, but got 0"),
+        ({"eval_batch_size": 2.0}, "eval_batch_size must be a positive integer, but got 2.0"),
+        ({"lr": 0}, "lr must be a positive number, but got 0"),
+        ({"weight_decay": -0.1}, "weight_decay must be a number >= 0, but got -0.1"),
+        ({"momentum": -1}, "momentum must be a number >= 0, but got -1"),
+        ({"schedule_epochs": 0}, "schedule_epochs must be a positive integer or None, but got 0"),
+        (
+            {"label_smoothing": 1.0},
+            "label_smoothing must be a number in [0, 1), but got 1.0",
+        ),
+        ({"label_smoothing": -0.1}, "label_smoothing must be a number in [0, 1), but got -0.1"),
+        ({"grad_clip": 0}, "grad_clip must be a positive number or None, but got 0"),
+        ({"seed": -1}, "seed must be a non-negative integer, but got -1"),
+        ({"num_workers": -1}, "num_workers must be a non-negative integer, but got -1"),
+        ({"progress": 1}, "progress must be True, False or None (automatic), but got 1"),
+        ({"device": "gpu9"}, "device must be 'auto', 'cpu', 'cuda' or 'cuda:N', but got 'gpu9'"),
+        ({"device": 3.5}, "device must be 'auto', 'cpu', 'cuda' or 'cuda:N', but got 3.5"),
+    ],
+)
+def test_each_field_is_checked_and_named(options, message):
+    error = refusal(**options)
+    assert str(error) == message
+    assert error.field == next(iter(options))
+
+
+def test_names_are_matched_in_any_case_and_listed_when_unknown():
+    config = TrainConfig(optimizer="RMSprop", lr_schedule="OneCycle", loss="CROSS_ENTROPY")
+    assert (config.optimizer, config.lr_schedule, config.loss) == (
+        "rmsprop",
+        "onecycle",
+        "cross_entropy",
+    )
+    assert TrainConfig(lr_schedule="None").lr_schedule is None
+    assert TrainConfig(lr_schedule="step").lr_schedule == "step"
+    error = refusal(optimizer="adamm")
+    assert str(error).startswith(
+        "optimizer must be one of 'sgd', 'adam', 'adamw', 'rmsprop', but got 'adamm'"
+    )
+    error = refusal(lr_schedule="linear")
+    assert str(error) == (
+        "lr_schedule must be one of 'none', 'cosine', 'step', 'onecycle', but got 'linear'. "
+        "HINT: Did you mean 'cosine'?"
+    )
+    error = refusal(loss="mse")
+    assert str(error) == "loss must be one of 'cross_entropy', but got 'mse'"
+
+
+def test_callables_are_taken_as_they_are_and_other_values_refused():
+    def optimizer(params):
+        return torch.optim.SGD(params, lr=0.1)
+
+    def schedule(opt):
+        return torch.optim.lr_scheduler.StepLR(opt, 1)
+
+    def loss(outputs, targets):
+        return (outputs - targets).abs().mean()
+
+    config = TrainConfig(optimizer=optimizer, lr_schedule=schedule, loss=loss)
+    assert (config.optimizer, config.lr_schedule, config.loss) == (optimizer, schedule, loss)
+    assert TrainConfig(optimizer=torch.optim.SGD).optimizer is torch.optim.SGD
+    assert str(refusal(optimizer=3)) == (
+        "optimizer must be one of ['adam', 'adamw', 'rmsprop', 'sgd'], a class or a callable, "
+        "but got 3"
+    )
+    assert str(refusal(lr_schedule=5)) == (
+        "lr_schedule must be one of ['none', 'cosine', 'step', 'onecycle'], a callable or None, "
+        "but got 5"
+    )
+    assert str(refusal(loss=None)) == "loss must be 'cross_entropy' or a callable, but got None"
+
+
+def test_numbers_are_stored_as_floats_and_bounds_are_inclusive():
+    config = TrainConfig(lr=1, weight_decay=0, momentum=0, label_smoothing=0, grad_clip=2)
+    assert (config.lr, config.weight_decay, config.momentum, config.grad_clip) == (1.0, 0, 0, 2)
+    assert all(
+        type(v) is float
+        for v in (config.lr, config.weight_decay, config.momentum, config.label_smoothing)
+    )
+    assert type(config.grad_clip) is float
+    assert TrainConfig(label_smoothing=0.999).label_smoothing == 0.999
+    assert TrainConfig(epochs=1, batch_size=1, eval_batch_size=1, schedule_epochs=1).epochs == 1
+    assert TrainConfig(seed=0, num_workers=0, progress=False).progress is False
+    for bad in (math.nan, math.inf, True, "0.1"):
+        assert refusal(lr=bad).field == "lr"
+
+
+def test_from_dict_names_the_section_and_the_option():
+    config = TrainConfig.from_dict({"epochs": 3, "lr": 0.1})
+    assert config == TrainConfig(epochs=3, lr=0.1)
+    with pytest.raises(ConfigError) as info:
+        TrainConfig.from_dict({"epochs": 0}, field="trainer")
+    assert (info.value.field, str(info.value)) == (
+        "trainer.epochs",
+        "trainer.epochs must be a positive integer, but got 0",
+    )
+    with pytest.raises(ConfigError) as info:
+        TrainConfig.from_dict({"epoch": 2})
+    assert info.value.field == "training.epoch"
+    assert str(info.value) == (
+        f"training.epoch must be one of the training options {', '.join(TrainConfig.FIELDS)}, "
+        "but got 2. HINT: unknown option. Did you mean 'epochs' or 'schedule_epochs'?"
+    )
+    with pytest.raises(ConfigError) as info:
+        TrainConfig.from_dict({"zzz": 2}, field=None)
+    assert info.value.field == "zzz"
+    assert str(info.value).endswith("but got 2. HINT: unknown option.")
+    with pytest.raises(ConfigError) as info:
+        TrainConfig.from_dict({"epochs": 0}, field=None)
+    assert (info.value.field, str(info.value)) == (
+        "epochs",
+        "epochs must be a positive integer, but got 0",
+    )
+
+
+@pytest.mark.parametrize(("field", "name"), [("training", "training"), (None, "options")])
+def test_from_dict_takes_a_mapping(field, name):
+    with pytest.raises(ConfigError) as info:
+        TrainConfig.from_dict([("epochs", 3)], field=field)
+    assert (info.value.field, str(info.value)) == (
+        name,
+        f"{name} must be a mapping of training options, but got [('epochs', 3)]",
+    )
+
+
+def test_replace_is_checked_and_names_the_option_alone():
+    config = TrainConfig(epochs=3, lr_schedule="cosine")
+    assert config.replace(epochs=4) == TrainConfig(epochs=4, lr_schedule="cosine")
+    with pytest.raises(ConfigError) as info:
+        config.replace(batch_size=-1)
+    assert info.value.field == "batch_size"
+    assert config.epochs == 3  # the original is unchanged
+
+
+def test_describe_gives_plain_data():
+    def my_loss(outputs, targets):
+        return outputs.sum()
+
+    config = TrainConfig(
+        optimizer=torch.optim.SGD, loss=my_loss, device=torch.device("cpu"), grad_clip=1.0
+    )
+    described = config.describe()
+    assert described["optimizer"] == "torch.optim.sgd.SGD"
+    assert described["loss"] == (f"{__name__}.test_describe_gives_plain_data.<locals>.my_loss")
+    assert described["device"] == "cpu"
+    assert (described["grad_clip"], described["lr_schedule"], described["epochs"]) == (
+        1.0,
+        None,
+        10,
+    )
+    assert (described["progress"], described["optimizer"] != "adam") == (None, True)
+    assert TrainConfig(progress=True).describe()["progress"] is True
+
+    class Callable:
+        def __call__(self, outputs, targets):
+            return outputs.sum()
+
+    described = TrainConfig(loss=Callable()).describe()["loss"]
+    assert described == f"{__name__}.test_describe_gives_plain_data.<locals>.Callable"
+
+    class Anonymous(Callable):  # a callable that cannot say which module it is from
+        def __getattribute__(self, name):
+            if name == "__module__":
+                raise AttributeError(name)
+            return super().__getattribute__(name)
+
+    described = TrainConfig(loss=Anonymous()).describe()["loss"]
+    assert described == "?.test_describe_gives_plain_data.<locals>.Anonymous"
+
+
+def test_resolve_device():
+    cpu = torch.device("cpu")
+    assert resolve_device(cpu) is cpu
+    assert resolve_device("cpu") == cpu
+    assert resolve_device("AUTO") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device() == resolve_device("auto")
+    with pytest.raises(ConfigError) as info:
+        resolve_device("tpu:x")
+    assert info.value.field == "device"

@@ -119,11 +119,11 @@ def _volume(boxes: np.ndarray) -> float:
     if boxes.shape[1] == 1:
         return float(boxes.max())
     if boxes.shape[1] == 2:
-        order = np.lexsort((-boxes[:, 1], -boxes[:, 0]))  # first column descending
+        order = np.argsort(-boxes[:, 0])  # widest first (ties add the same area in any order)
         width, height = boxes[order, 0], boxes[order, 1]
         below = np.concatenate(([0.0], np.maximum.accumulate(height)[:-1]))
         return float(np.sum(width * np.clip(height - below, 0.0, None)))
-    order = np.argsort(-boxes[:, -1], kind="stable")
+    order = np.argsort(-boxes[:, -1])  # deepest first; ties make empty slabs
     boxes = boxes[order]
     depth = np.append(boxes[:, -1], 0.0)
     total = 0.0

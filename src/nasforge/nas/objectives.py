@@ -117,7 +117,7 @@ class Constraint:
         if not isinstance(metric, str) or op not in _OPERATORS:
             raise ConfigError.invalid("constraints", spec, expected)
         try:
-            bound = float(str(text).replace("_", "")) if isinstance(text, str) else float(text)
+            bound = float(text)  # "100_000" too: float() reads underscores between digits
         except (TypeError, ValueError):
             raise ConfigError.invalid("constraints", spec, expected) from None
         if isinstance(text, bool) or not math.isfinite(bound):

@@ -122,7 +122,7 @@ class Space(Configurable):
                         f"{p.name}.when",
                         parent,
                         f"a parameter defined before {p.name!r} (defined so far: {list(seen)})",
-                        hint="list parents before their children" + close_matches(parent, seen),
+                        hint="list parents before their children." + close_matches(parent, seen),
                     )
                 bad = [v for v in allowed if not seen[parent].contains(v)]
                 if bad:
@@ -161,7 +161,7 @@ class Space(Configurable):
         if unknown or ("params" in data and "options" in data):
             raise ConfigError.invalid(
                 "space",
-                sorted(unknown)[0] if unknown else sorted(data),
+                sorted(unknown, key=str)[0] if unknown else sorted(data),
                 "the keys 'name' and either 'params' (parameters) or 'options' (a registered "
                 "space's constructor options)",
             )
@@ -264,7 +264,7 @@ class Space(Configurable):
                 "param",
                 name,
                 f"one of {list(self._by_name)}",
-                hint=close_matches(name, self._by_name),
+                hint=close_matches(str(name), self._by_name).strip() or None,
             ) from None
 
     def __len__(self) -> int:
@@ -313,12 +313,12 @@ class Space(Configurable):
             out[p.name] = value
         unknown = set(values) - set(self._by_name)
         if unknown:
-            name = sorted(unknown)[0]
+            name = sorted(unknown, key=str)[0]
             raise ConfigError.invalid(
                 "arch",
                 name,
                 f"parameters of this space: {list(self._by_name)}",
-                hint=close_matches(name, self._by_name) or None,
+                hint=close_matches(str(name), self._by_name).strip() or None,
             )
         return Arch(out, self.format_key(out))
 
@@ -573,14 +573,16 @@ def _param_from_spec(name: str, spec: Any) -> Param:
             f"space.params.{name}.type",
             kind,
             f"one of {sorted(PARAM_TYPES)}",
-            hint=close_matches(str(kind), PARAM_TYPES) or None,
+            hint=close_matches(str(kind), PARAM_TYPES).strip() or None,
         )
     cls = PARAM_TYPES[kind]
     allowed = {"when"} | set(cls(**_example(kind))._fields())
     unknown = set(spec) - allowed
     if unknown:
         raise ConfigError.invalid(
-            f"space.params.{name}", sorted(unknown)[0], f"one of the fields {sorted(allowed)}"
+            f"space.params.{name}",
+            sorted(unknown, key=str)[0],
+            f"one of the fields {sorted(allowed)}",
         )
     missing = [f for f in _REQUIRED_FIELDS[kind] if f not in spec]
     if missing:
