@@ -183,6 +183,8 @@ def test_a_log_integer_range_steps_by_about_a_quarter():
     assert p.encode(64) == [0.5]
     assert IntRange("w", 1, 100, log=True).grid(3) == [1, 10, 100]
     assert IntRange("w", 1, 4, log=True).grid(10) == [1, 2, 3, 4]
+    assert IntRange("w", 2, 10).grid(3) == [2, 6, 10]  # ranges that do not start at 0 or 1
+    assert IntRange("w", 2, 32, log=True).grid(3) == [2, 8, 32]
 
 
 def test_sampling_an_integer_range_covers_its_grid():
@@ -233,6 +235,12 @@ def test_integer_neighbors_stay_within_the_range_including_its_ends():
     assert IntRange("d", 0, 3).neighbors(2) == [1, 3]
     assert IntRange("d", 0, 3).neighbors(3) == [2]
     assert IntRange("d", 0, 3).neighbors(0) == [1]
+    assert IntRange("w", 1, 10, log=True).neighbors(8) == [6, 10]
+
+
+def test_an_integer_range_contains_the_values_on_its_steps():
+    on_steps = IntRange("w", 1, 10, step=3)
+    assert [v for v in range(12) if on_steps.contains(v)] == [1, 4, 7, 10]
 
 
 @pytest.mark.parametrize(

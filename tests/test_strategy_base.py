@@ -208,3 +208,56 @@ def test_tuple_scores_name_the_strategies_that_take_them():
     assert str(info.value).endswith(
         "HINT: tuple (multi-objective) scores need one of the strategies " + ", ".join(multi)
     )
+
+
+def test_asks_after_exhaustion_still_follow_the_seed():
+    space = Space([IntRange("n", 0, 3), Choice("op", ["a", "b"])], name="tiny")
+
+    def asks_after_exhaustion(seed):
+        strategy = nf.build("strategy", "random", space=space, seed=seed)
+        for arch in space.grid(4):
+            strategy.tell(arch, 0.0)
+        assert strategy.exhausted
+        return [strategy.ask().key for _ in range(8)]
+
+    assert asks_after_exhaustion(3) == asks_after_exhaustion(3)
+    assert len(set(asks_after_exhaustion(3))) > 1  # drawn at random, not one arch repeated
+
+
+@pytest.mark.parametrize(
+    ("strategy", "told", "score", "message"),
+    [
+        ("random", None, "0.5", "a float to maximise, or None for a failure, but got '0.5'"),
+        ("random", None, (0.5, "x"), "a non-empty tuple of floats, but got (0.5, 'x')"),
+        ("random", None, (), "a non-empty tuple of floats, but got ()"),
+        (
+            "nsga2",
+            (0.5, 1.0),
+            (0.5,),
+            "a tuple of 2 floats (or None), like the scores told before, but got (0.5,). "
+            "HINT: every score told to one strategy has the same number of objectives",
+        ),
+    ],
+)
+def test_malformed_scores_are_refused_with_the_score(strategy, told, score, message):
+    strategy = nf.build("strategy", strategy, space=toy(), seed=0)
+    if told is not None:
+        strategy.tell("n=1|op=a", told)
+    with pytest.raises(ConfigError) as info:
+        strategy.tell("n=2|op=a", score)
+    assert (info.value.field, str(info.value)) == ("score", f"score must be {message}")
+
+
+def test_exhaustion_is_logged_once_and_told_archs_leave_the_pending_set(caplog):
+    strategy = First(toy())
+    arch = strategy.ask()
+    assert [a.key for a in strategy.pending] == [arch.key]
+    strategy.tell(arch, 0.5)
+    assert strategy.pending == []
+    for left in toy().grid(10):
+        strategy.tell(left, 0.0)
+    with caplog.at_level("WARNING", logger="nasforge"):
+        strategy.ask()
+        strategy.ask()
+    warnings_ = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings_ == ["first: all 20 archs were seen; repeating"]

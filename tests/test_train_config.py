@@ -363,3 +363,10 @@ def test_resolve_device():
     with pytest.raises(ConfigError) as info:
         resolve_device("tpu:x")
     assert info.value.field == "device"
+
+
+def test_auto_picks_cuda_when_it_is_available(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("Auto") == torch.device("cpu")
