@@ -56,9 +56,41 @@ def _train_evaluator() -> tuple[nf.Space, nf.TrainEvaluator]:
     return space, nf.TrainEvaluator(space, data, epochs=1, latency=False)
 
 
+def _proxy(name: str) -> Callable[[], tuple[nf.Space, Any]]:
+    def make() -> tuple[nf.Space, Any]:
+        space = nf.build("space", "nb201")
+        tiny = {"channels": 4, "cells_per_stage": 1}
+        if name == "synflow":
+            return space, nf.build(
+                "evaluator", name, space=space, input_shape=(3, 8, 8), build_options=tiny
+            )
+        data = nf.load_dataset(
+            "synthetic", num_samples=40, input_shape=(3, 8, 8), num_classes=4, seed=0
+        )
+        return space, nf.build(
+            "evaluator", name, space=space, data=data, batch_size=16, build_options=tiny
+        )
+
+    return make
+
+
+def _supernet_evaluator() -> tuple[nf.Space, nf.SupernetEvaluator]:
+    data = nf.load_dataset("synthetic", num_samples=60, input_shape=(1, 12), num_classes=3, seed=0)
+    space = nf.build("space", "nb201")
+    tiny = {"channels": 4, "cells_per_stage": 1}
+    evaluator = nf.SupernetEvaluator(
+        space, data, epochs=1, batch_size=16, calibration_batches=2, build_options=tiny
+    )
+    return space, evaluator
+
+
 EVALUATORS: dict[str, Callable[[], tuple[nf.Space, Any]]] = {
     "tabular": _tiny_table,
     "train": _train_evaluator,
+    "synflow": _proxy("synflow"),
+    "naswot": _proxy("naswot"),
+    "snip": _proxy("snip"),
+    "supernet": _supernet_evaluator,
 }
 
 COMPRESSORS: dict[str, Callable[[Any], Any]] = {

@@ -47,7 +47,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "nasforge.space",
         ),
     ),
-    ("train", ("nasforge.train",)),
+    ("train", ("nasforge.train", "nasforge.oneshot")),
     ("strategy", ("nasforge.strategy",)),
     ("execution", ("nasforge.execution",)),
     ("search", ("nasforge.nas",)),

@@ -15,7 +15,13 @@ from hypothesis import strategies as st
 
 import nasforge as nf
 from nasforge.cli import main
-from nasforge.cli.search import build_evaluator, load_search_config, space_from_config
+from nasforge.cli.search import (
+    WarmStart,
+    build_evaluator,
+    load_search_config,
+    run,
+    space_from_config,
+)
 from nasforge.space import Space
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "configs"
@@ -175,7 +181,291 @@ def test_cli_search_with_the_process_executor(tmp_path, capsys):
 @pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("search_*.yaml")))
 def test_example_configs_are_valid(name):
     config = load_search_config(EXAMPLES / name)
-    assert config.budget >= 1
+    assert config.budget >= 1 if config.darts is None else config.budget is None
+
+
+# --- build options, evaluators, warm starts, DARTS and retraining ----------------------
+# nb201 builds 1-D networks for (1, 16) signals; the configs below load no data.
+NB201 = {
+    "space": {"name": "nb201", "build_options": {"channels": 4, "cells_per_stage": 1}},
+    "data": {"name": "synthetic", "options": {"num_samples": 120, "input_shape": [1, 16]}},
+    "strategy": "random",
+    "budget": 2,
+    "training": {"epochs": 1, "latency": False},
+}
+DARTS = {key: NB201[key] for key in ("space", "data", "training")} | {"darts": {}}
+NB201_OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+
+
+def test_new_sections_are_read():
+    config = load_search_config(
+        {
+            **copy.deepcopy(NB201),
+            "evaluator": {"name": "supernet", "options": {"calibration_batches": 2}},
+            "warm_start": {"proxy": "synflow", "pool": 20, "top": 3, "options": {"seed": 1}},
+            "training": {"epochs": 2, "lr": 0.01, "latency": False},
+            "retrain": {"epochs": 5},
+        }
+    )
+    assert config.build_options == {"channels": 4, "cells_per_stage": 1}
+    assert config.evaluator == ("supernet", {"calibration_batches": 2})
+    assert config.warm_start == WarmStart("synflow", 20, 3, {"seed": 1})
+    assert config.retrain == config.training.replace(epochs=5)  # the rest as training says
+    assert config.darts is None and config.objective == ("val_acc",)
+    proxy = load_search_config({**copy.deepcopy(NB201), "evaluator": "naswot"})
+    assert proxy.objective == ("naswot",) and proxy.mode == ("max",)  # the proxy's score
+    assert load_search_config({**copy.deepcopy(NB201), "retrain": True}).retrain == (proxy.training)
+    darts = load_search_config({**copy.deepcopy(DARTS), "darts": {"guard": "none"}})
+    assert darts.darts == {"guard": None} and darts.budget is None
+    assert load_search_config({**copy.deepcopy(DARTS), "darts": True}).darts == {}
+
+
+SEARCH_ONLY = {
+    "strategy": "random",
+    "budget": 3,
+    "seed": 0,
+    "evaluator": "supernet",
+    "warm_start": {"proxy": "synflow"},
+    "objective": "val_acc",
+    "mode": "max",
+    "constraints": ["params <= 1000"],
+    "scheduler": {"name": "hyperband", "min_budget": 1, "max_budget": 1},
+    "executor": "serial",
+    "journal": "log.jsonl",
+    "max_consecutive_failures": 3,
+}
+
+NEW_FIELD_ERRORS = [
+    # space.build_options
+    (
+        {"space": {"name": "nb201", "build_options": {"chanels": 4}}},
+        r"space\.build_options\.chanels.*Did you mean 'channels'",
+    ),
+    ({"space": {"name": "nb201", "build_options": [4]}}, r"space\.build_options must be a mapping"),
+    (
+        {"space": {"name": "nb201", "build_options": {"input_shape": [1, 16]}}},
+        r"space\.build_options\.input_shape must be absent: it comes from the data",
+    ),
+    (
+        {"space": {"name": "mlp", "build_options": {"channels": 4}}},
+        r"space\.build_options\.channels must be absent \(the build options of space 'mlp'\)",
+    ),
+    ({"space": {"name": "nb201", "builds": {}}}, r"space\.builds.*unknown field"),
+    # evaluator
+    ({"evaluator": "supernt"}, r"evaluator\.name.*Did you mean 'supernet'"),
+    (
+        {"evaluator": "tabular"},
+        r"evaluator\.name must be one of train, supernet, naswot, snip, synflow",
+    ),
+    ({"evaluator": 3}, r"evaluator\.name must be a name string"),
+    ({"evaluator": {"name": "supernet", "opts": {}}}, r"evaluator\.opts.*unknown field"),
+    ({"evaluator": {"name": "supernet", "options": [2]}}, r"evaluator\.options must be a mapping"),
+    (
+        {"evaluator": {"name": "supernet", "options": {"calibration_batches": 0}}},
+        r"evaluator\.options\.calibration_batches must be a positive integer",
+    ),
+    (
+        {"evaluator": {"name": "supernet", "options": {"calibraton_batches": 2}}},
+        r"evaluator\.options\.calibraton_batches.*Did you mean 'calibration_batches'",
+    ),
+    (
+        {"evaluator": {"name": "supernet", "options": {"epochs": 2}}},
+        r"evaluator\.options\.epochs.*HINT: set training\.epochs",
+    ),
+    (
+        {"evaluator": {"name": "supernet", "options": {"checkpoint": "x.pt"}}},
+        r"evaluator\.options\.checkpoint.*the config's own sections set it",
+    ),
+    (
+        {"evaluator": {"name": "train", "options": {"lr": 0.1}}},
+        r"evaluator\.options\.lr must be absent: no options.*HINT: set training\.lr",
+    ),
+    (
+        {"evaluator": {"name": "synflow", "options": {"batch_size": "x"}}},
+        r"evaluator\.options\.batch_size must be a positive integer",
+    ),
+    (
+        {"evaluator": {"name": "snip", "options": {"input_shape": [1, 16]}}},
+        r"evaluator\.options\.input_shape.*it comes from the data",
+    ),
+    (
+        {"evaluator": {"name": "naswot", "options": {"build_options": {}}}},
+        r"evaluator\.options\.build_options.*set space\.build_options",
+    ),
+    ({"evaluator": "supernet", "space": "mlp"}, r"evaluator\.name: space 'mlp' has no supernet"),
+    (
+        {
+            "evaluator": "supernet",
+            "scheduler": {"name": "hyperband", "min_budget": 1, "max_budget": 1},
+        },
+        r"scheduler must be absent with evaluator 'supernet'",
+    ),
+    (
+        {"evaluator": "supernet", "objective": "params", "mode": "min"},
+        r"objective must be one of the evaluator's metrics",
+    ),
+    (
+        {"evaluator": "supernet", "constraints": ["latency_ms <= 2"]},
+        r"constraints must be a constraint on one of",
+    ),
+    (
+        {"evaluator": "synflow", "objective": "val_acc"},
+        r"objective must be one of the evaluator's metrics \(params, synflow\)",
+    ),
+    ({"training": {"epochs": 1, "lr_schedule": "onecycle"}}, r"training\.lr_schedule must be"),
+    # warm_start
+    ({"warm_start": {"proxy": "synflw"}}, r"warm_start\.proxy.*Did you mean 'synflow'"),
+    (
+        {"warm_start": {"proxy": "supernet"}},
+        r"warm_start\.proxy must be one of naswot, snip, synflow",
+    ),
+    ({"warm_start": {"pool": 5}}, r"warm_start\.proxy must be the name of a zero-cost proxy"),
+    ({"warm_start": 5}, r"warm_start must be a mapping"),
+    ({"warm_start": {"proxy": "synflow", "size": 3}}, r"warm_start\.size.*unknown field"),
+    (
+        {"warm_start": {"proxy": "synflow", "pool": 0}},
+        r"warm_start\.pool must be a positive integer",
+    ),
+    (
+        {"warm_start": {"proxy": "synflow", "top": "x"}},
+        r"warm_start\.top must be a positive integer",
+    ),
+    (
+        {"warm_start": {"proxy": "synflow", "pool": 5, "top": 6}},
+        r"warm_start\.top must be at most warm_start\.pool \(5\)",
+    ),
+    (
+        {"warm_start": {"proxy": "naswot", "options": {"batchsize": 8}}},
+        r"warm_start\.options\.batchsize.*Did you mean 'batch_size'",
+    ),
+    (
+        {"warm_start": {"proxy": "synflow", "options": {"seed": -1}}},
+        r"warm_start\.options\.seed must be a non-negative integer",
+    ),
+    (
+        {"warm_start": {"proxy": "synflow", "options": {"data": "digits"}}},
+        r"warm_start\.options\.data",
+    ),
+    # retrain
+    ({"retrain": 5}, r"retrain must be true, false, or a mapping of training options"),
+    ({"retrain": {"epocs": 2}}, r"retrain\.epocs.*Did you mean 'epochs'"),
+    ({"retrain": {"epochs": 0}}, r"retrain\.epochs must be a positive integer"),
+    ({"retrain": {"lr": "fast"}}, r"retrain\.lr must be a positive number"),
+    ({"retrain": {"val_fraction": 0.3}}, r"retrain\.val_fraction.*training\.val_fraction"),
+    ({"retrain": {"lr_schedule": "onecycle"}}, r"retrain\.lr_schedule must be"),
+]
+DARTS_ERRORS = [
+    ({"darts": 3}, r"darts must be a mapping of DARTS options, or true"),
+    ({"darts": {"ordr": 1}}, r"darts\.ordr.*Did you mean 'order'"),
+    ({"darts": {"order": 3}}, r"darts\.order must be"),
+    ({"darts": {"guard": "betta"}}, r"darts\.guard.*Did you mean 'beta'"),
+    ({"darts": {"guard": 1}}, r"darts\.guard must be"),
+    ({"darts": {"guard_strength": -1}}, r"darts\.guard_strength must be"),
+    ({"darts": {"arch_lr": 0}}, r"darts\.arch_lr must be"),
+    ({"darts": {"arch_weight_decay": "x"}}, r"darts\.arch_weight_decay must be"),
+    ({"darts": {"exclude": "none"}}, r"darts\.exclude must be a list of values never derived"),
+    ({"darts": {"exclude": [{"op": "none"}]}}, r"darts\.exclude\[0\] must be a value"),
+    (
+        {"darts": {"exclude": ["nope"]}},
+        r"darts\.exclude must be a value of the choices of space 'nb201'",
+    ),
+    (
+        {"darts": {"exclude": NB201_OPS}},
+        r"darts\.exclude must be a list that leaves a value of 'edge_1_0'",
+    ),
+    ({"darts": {"val_fraction": 1}}, r"darts\.val_fraction must be"),
+    ({"darts": {"lr": 0.1}}, r"darts\.lr.*HINT: set training\.lr"),
+    ({"darts": {"build_options": {}}}, r"darts\.build_options.*HINT: set space\.build_options"),
+    ({"space": "mlp"}, r"darts: space 'mlp' has no supernet"),
+    ({"data": None}, r"data\.name must be a name string"),
+    ({"retrain": {"epocs": 2}}, r"retrain\.epocs"),
+    *[
+        ({name: value}, rf"^{name} must be absent in a DARTS run")
+        for name, value in SEARCH_ONLY.items()
+    ],
+]
+
+
+def _config_with(base: dict, change: dict) -> dict:
+    config = {**copy.deepcopy(base), **copy.deepcopy(change)}
+    if isinstance(change.get("space"), dict) and "build_options" not in change["space"]:
+        config["space"] = {**change["space"]}
+    return config
+
+
+@pytest.mark.parametrize(
+    ("base", "change", "message"),
+    [(NB201, c, m) for c, m in NEW_FIELD_ERRORS] + [(DARTS, c, m) for c, m in DARTS_ERRORS],
+)
+def test_new_fields_are_checked_before_data_loads(tmp_path, monkeypatch, base, change, message):
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data was loaded before the config was checked")
+
+    monkeypatch.setattr("nasforge.cli.search._load_data", no_data)
+    config = _config_with(base, change)
+    with pytest.raises(nf.ConfigError, match=message):
+        load_search_config(config)
+    assert main(["search", str(write(tmp_path, config)), "--out", str(tmp_path / "o")]) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_darts_run_needs_no_budget_and_a_search_does():
+    load_search_config(copy.deepcopy(DARTS))
+    with pytest.raises(nf.ConfigError, match=r"no 'budget' field"):
+        load_search_config({**copy.deepcopy(DARTS), "darts": None})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"space": {"name": "nb201", "build_options": {"channels": 0}}},
+            r"space\.build_options\.channels must be a positive integer",
+        ),
+        (
+            {
+                "evaluator": "supernet",
+                "space": {"name": "nb201", "build_options": {"cells_per_stage": "x"}},
+            },
+            r"space\.build_options\.cells_per_stage must be a positive integer",
+        ),
+        (
+            {
+                "warm_start": "synflow",
+                "space": {"name": "nb201", "build_options": {"channels": -1}},
+            },
+            r"space\.build_options\.channels",
+        ),
+    ],
+)
+def test_build_option_values_fail_when_the_data_loads_before_anything_is_written(
+    tmp_path, change, message
+):
+    config = _config_with(NB201, change)
+    assert main(["search", str(write(tmp_path, config)), "--out", str(tmp_path / "o")]) == 1
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(nf.ConfigError, match=message):
+        build_evaluator(load_search_config(config), tmp_path / "checkpoints")
+    assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("evaluator", ["synflow", "naswot", "snip"])
+def test_a_proxy_drives_a_search_and_its_best_arch_is_retrained(tmp_path, evaluator):
+    config = {
+        **copy.deepcopy(NB201),
+        "evaluator": {"name": evaluator, "options": {"batch_size": 16}},
+        "budget": 3,
+        "constraints": ["params <= 100_000"],
+        "retrain": True,
+    }
+    outcome = run(load_search_config(config), tmp_path / "o", progress=False)
+    assert outcome.search is not None and outcome.retrained is not None
+    best = outcome.search.best
+    assert set(best.metrics) >= {evaluator, "params"}
+    assert outcome.retrained["key"] == best.key
+    assert outcome.retrained["source"] == {"kind": "search", "trial": best.number}
+    saved = json.loads((tmp_path / "o" / "best.json").read_text())
+    assert saved["build_options"] == {"channels": 4, "cells_per_stage": 1}
 
 
 # --- malformed input: refused with a ConfigError naming the field ----------------------
@@ -562,7 +852,7 @@ def _space(name, params):
     if not params:
         return False
     verdicts = [_param(n, spec) for n, spec in params.items()]
-    if False in verdicts:
+    if False in verdicts or name == "":  # a space needs a non-empty name
         return False
     if None in verdicts or not isinstance(name, str):  # a non-string name: a known gap
         return None
@@ -609,3 +899,92 @@ def test_malformed_spaces_are_refused(params, name):
 def test_known_gaps_in_space_checks(spec):
     with pytest.raises(nf.ConfigError):
         Space.from_dict(spec)
+
+
+# The new sections, fuzzed the same way (the config is only read: no data loads).
+PROXIES = ("naswot", "snip", "synflow")
+EVALUATORS = ("train", "supernet", *PROXIES)
+WARM = {**copy.deepcopy(NB201), "warm_start": {"proxy": "synflow"}}  # pool 100, top 10
+SUPERNET = {**copy.deepcopy(NB201), "evaluator": {"name": "supernet"}, "retrain": {}}
+FUZZ_DARTS = {**copy.deepcopy(DARTS), "darts": {"order": 1}}
+
+
+def _evaluator_section(value):
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return value.lower() in EVALUATORS
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        return False
+    if value["name"].lower() not in EVALUATORS or not set(value) <= {"name", "options"}:
+        return False
+    return True if value.get("options") in (None, {}) else None
+
+
+def _exclude(value):
+    if not isinstance(value, list):
+        return False
+    if not all(isinstance(v, str) and v in NB201_OPS for v in value):
+        return False
+    return not set(NB201_OPS) <= set(value)
+
+
+def _options(value, names):
+    if value in (None, {}):
+        return True
+    return None if isinstance(value, dict) and set(value) <= set(names) else False
+
+
+NEW_VALID = {
+    ("NB201", ("space", "build_options")): lambda v: _options(v, ("channels", "cells_per_stage")),
+    ("NB201", ("evaluator",)): _evaluator_section,
+    ("SUPERNET", ("evaluator", "options")): lambda v: _options(v, ("calibration_batches",)),
+    ("SUPERNET", ("evaluator", "options", "calibration_batches")): lambda v: _int(v, 1),
+    ("NB201", ("warm_start",)): lambda v: (
+        True
+        if v is None
+        else v in PROXIES
+        if isinstance(v, str)
+        else None
+        if isinstance(v, dict) and v.get("proxy") in PROXIES
+        else False
+    ),
+    ("WARM", ("warm_start", "pool")): lambda v: _int(v, 10),
+    ("WARM", ("warm_start", "top")): lambda v: _int(v, 1) and v <= 100,
+    ("WARM", ("warm_start", "options")): lambda v: _options(v, ("batch_size", "seed")),
+    ("WARM", ("warm_start", "options", "seed")): lambda v: _int(v, 0),
+    ("NB201", ("retrain",)): lambda v: (
+        True if v is None or isinstance(v, bool) or v == {} else _options(v, nf.TrainConfig.FIELDS)
+    ),
+    ("SUPERNET", ("retrain", "epochs")): lambda v: _int(v, 1),
+    ("SUPERNET", ("retrain", "lr")): lambda v: _number(v) and v > 0,
+    ("FUZZ_DARTS", ("darts", "order")): lambda v: _int(v, 1) and v <= 2,
+    ("FUZZ_DARTS", ("darts", "guard")): lambda v: (
+        v is None or (isinstance(v, str) and v.lower() in ("beta", "aux_skip", "none"))
+    ),
+    ("FUZZ_DARTS", ("darts", "guard_strength")): lambda v: v is None or (_number(v) and v >= 0),
+    ("FUZZ_DARTS", ("darts", "arch_lr")): lambda v: _number(v) and v > 0,
+    ("FUZZ_DARTS", ("darts", "arch_weight_decay")): lambda v: _number(v) and v >= 0,
+    ("FUZZ_DARTS", ("darts", "exclude")): _exclude,
+    ("FUZZ_DARTS", ("darts", "val_fraction")): lambda v: _number(v) and 0 < v < 1,
+}
+_NEW_CASES = list(NEW_VALID)
+FUZZ_BASES = {"NB201": NB201, "SUPERNET": SUPERNET, "WARM": WARM, "FUZZ_DARTS": FUZZ_DARTS}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(range(len(_NEW_CASES))), junk)
+@example(_NEW_CASES.index(("NB201", ("retrain",))), "yes")
+@example(_NEW_CASES.index(("FUZZ_DARTS", ("darts", "exclude"))), [True])
+@example(_NEW_CASES.index(("FUZZ_DARTS", ("darts", "guard"))), "None")
+@example(_NEW_CASES.index(("WARM", ("warm_start", "top"))), 101)
+def test_malformed_new_sections_are_refused(case, value):
+    base, path = _NEW_CASES[case]
+    verdict = NEW_VALID[base, path](value)
+    try:
+        load_search_config(_with(FUZZ_BASES[base], path, value))
+    except nf.ConfigError as exc:
+        assert verdict is not True, f"valid {path}={value!r} was refused: {exc}"
+        assert any(key in str(exc) for key in path), (path, str(exc))
+    else:
+        assert verdict is not False, f"malformed {path}={value!r} was accepted"

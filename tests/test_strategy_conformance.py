@@ -20,6 +20,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "grid": {"resolution": 4},
     "local": {"n_init": 3, "restart": "random", "order": "random"},
     "nsga2": {"population_size": 10, "crossover_prob": 0.8},
+    "reinforce": {"lr": 0.5, "baseline_momentum": 0.8, "bins": 4},
 }
 
 

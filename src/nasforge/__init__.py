@@ -71,6 +71,12 @@ _LAZY: dict[str, str] = {
     "hypervolume": "nasforge.pareto",
     "pareto_front": "nasforge.pareto",
     "TrainEvaluator": "nasforge.evaluators.training",
+    "retrain": "nasforge.evaluators.training",
+    "SupernetEvaluator": "nasforge.evaluators.supernet",
+    "ZeroCostProxy": "nasforge.evaluators.proxies",
+    "Synflow": "nasforge.evaluators.proxies",
+    "NASWOT": "nasforge.evaluators.proxies",
+    "SNIP": "nasforge.evaluators.proxies",
     "Hyperband": "nasforge.nas.schedulers",
     "Scheduler": "nasforge.nas.schedulers",
     "SuccessiveHalving": "nasforge.nas.schedulers",
@@ -81,6 +87,8 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "KINDS",
+    "NASWOT",
+    "SNIP",
     "Arch",
     "Callback",
     "ChannelPruner",
@@ -115,6 +123,8 @@ __all__ = [
     "Strategy",
     "StrategyStateError",
     "SuccessiveHalving",
+    "SupernetEvaluator",
+    "Synflow",
     "TabularBenchmark",
     "TeacherEnsemble",
     "TensorLoader",
@@ -128,6 +138,7 @@ __all__ = [
     "TrialStatus",
     "UnknownArchError",
     "UnsupportedModelError",
+    "ZeroCostProxy",
     "__version__",
     "available",
     "build",
@@ -143,6 +154,7 @@ __all__ = [
     "pareto_front",
     "prune_channels",
     "register",
+    "retrain",
     "save_model",
     "search",
     "seed_everything",
@@ -161,8 +173,10 @@ if TYPE_CHECKING:
     from nasforge.compress.report import CompressionReport
     from nasforge.data.bundle import DataBundle, load_dataset
     from nasforge.data.loaders import TensorLoader
+    from nasforge.evaluators.proxies import NASWOT, SNIP, Synflow, ZeroCostProxy
+    from nasforge.evaluators.supernet import SupernetEvaluator
     from nasforge.evaluators.tabular import TabularBenchmark
-    from nasforge.evaluators.training import TrainEvaluator
+    from nasforge.evaluators.training import TrainEvaluator, retrain
     from nasforge.export import load_model, save_model
     from nasforge.measure import (
         LatencyOptions,

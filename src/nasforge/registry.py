@@ -65,7 +65,12 @@ _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
         "nasforge.compress.prune.unstructured",
     ),
     "dataset": ("nasforge.data.datasets",),
-    "evaluator": ("nasforge.evaluators.tabular", "nasforge.evaluators.training"),
+    "evaluator": (
+        "nasforge.evaluators.tabular",
+        "nasforge.evaluators.training",
+        "nasforge.evaluators.supernet",
+        "nasforge.evaluators.proxies",
+    ),
     "executor": (
         "nasforge.execution.serial",
         "nasforge.execution.process",
@@ -80,6 +85,7 @@ _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
         "nasforge.strategy.bayesian",
         "nasforge.strategy.local",
         "nasforge.strategy.nsga2",
+        "nasforge.strategy.reinforce",
     ),
 }
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
 from nasforge.errors import ConfigError, close_matches
@@ -214,3 +214,18 @@ def check_str_list(value: Any, field: str, *, min_length: int = 0) -> list[str]:
     return check_sequence(
         value, field, check_str, min_length=min_length, expected="a list of names"
     )
+
+
+def check_options(value: Any, field: str, reserved: Sequence[str] = ()) -> dict[str, Any]:
+    """Keyword options for a callable (None: none) as a dict; ``reserved`` names are set by
+    the caller and refused here."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise ConfigError.invalid(field, value, "a mapping of option name -> value")
+    for name in reserved:
+        if name in value:
+            raise ConfigError.invalid(
+                f"{field}.{name}", value[name], "not given here: it comes from the data"
+            )
+    return dict(value)

@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from nasforge import registry
 from nasforge._version import __version__
@@ -70,10 +71,10 @@ def _build_parser() -> argparse.ArgumentParser:
     search = commands.add_parser(
         "search",
         help="run the architecture search a YAML config describes",
-        description="Search as CONFIG.yaml describes (space, data, strategy, budget, "
-        "objective, constraints, scheduler, training, executor; see docs/search.md) and "
-        "write the trials (CSV, JSON), the best architecture and its weights, and plots "
-        "into DIR.",
+        description="Search as CONFIG.yaml describes (space, data, evaluator, strategy, "
+        "budget, objective, constraints, scheduler, training, warm_start, executor; or a "
+        "darts run; optionally retrain the result; see docs/search.md) and write the "
+        "trials (CSV, JSON), the best architecture and its weights, and plots into DIR.",
     )
     search.add_argument("config", help="the YAML config file")
     search.add_argument(
@@ -160,18 +161,54 @@ def _compress(args: argparse.Namespace) -> int:
 def _search(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from nasforge.cli.search import load_search_config, run_search
-    from nasforge.nas.result import TrialStatus
+    from nasforge.cli.search import load_search_config
+    from nasforge.cli.search_run import run
 
     config = load_search_config(args.config)
     out = Path(args.out) if args.out else Path.cwd() / f"{Path(args.config).stem}-results"
     progress = False if args.no_progress else None
-    result = run_search(config, out, resume=args.resume, progress=progress)
-    print(result.table())
-    counts = {s.value: sum(t.status is s for t in result.trials) for s in TrialStatus}
-    print(", ".join(f"{n} {k}" for k, n in counts.items() if n), f"in {result.duration:.0f} s")
+    outcome = run(config, out, resume=args.resume, progress=progress)
+    if outcome.search is not None:
+        _print_search(outcome.search)
+    if outcome.darts is not None:
+        _print_darts(outcome.darts, reused=outcome.darts_reused)
+    if outcome.retrained is not None:
+        _print_retrained(outcome.retrained)
+    elif config.retrain is not None and not outcome.interrupted:
+        print("nothing to retrain: no trial finished", file=sys.stderr)
     print(f"results written to {out}")
-    if counts[TrialStatus.INTERRUPTED.value]:
+    if outcome.interrupted:
         print("interrupted: continue with --resume", file=sys.stderr)
         return 130
     return 0
+
+
+def _print_search(result: Any) -> None:
+    from nasforge.nas.result import TrialStatus
+
+    print(result.table())
+    counts = {s.value: sum(t.status is s for t in result.trials) for s in TrialStatus}
+    print(", ".join(f"{n} {k}" for k, n in counts.items() if n), f"in {result.duration:.0f} s")
+
+
+def _print_darts(record: dict[str, Any], *, reused: bool) -> None:
+    """The derived arch and, per choice, the chosen value's softmax weight and the
+    strongest other value's."""
+    epochs = len(record.get("history", []))
+    how = "kept from darts.json" if reused else f"{epochs} epochs in {record['seconds']:.0f} s"
+    print(f"DARTS derived {record['key']} ({how})")
+    for name, weights in record["weights"].items():
+        chosen = str(record["arch"][name])
+        others = sorted((w, v) for v, w in weights.items() if v != chosen)
+        runner_up = f"; next {others[-1][1]} {others[-1][0]:.3f}" if others else ""
+        print(f"  {name}: {chosen} {weights.get(chosen, float('nan')):.3f}{runner_up}")
+
+
+def _print_retrained(record: dict[str, Any]) -> None:
+    metrics = record["metrics"]
+    shown = [k for k in ("val_acc", "val_f1", "test_acc", "test_f1") if k in metrics]
+    scores = "  ".join(f"{k} {metrics[k]:.4f}" for k in shown)
+    print(
+        f"retrained {record['key']} for {record['epochs']} epochs: {scores}  "
+        f"params {metrics['params']:,.0f}  in {metrics['train_seconds']:.0f} s"
+    )

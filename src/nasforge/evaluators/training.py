@@ -39,9 +39,9 @@ from nasforge.train.callbacks import ModelCheckpoint, load_checkpoint
 from nasforge.train.config import TrainConfig
 from nasforge.train.engine import Engine
 from nasforge.train.optim import make_optimizer
-from nasforge.validation import check_number, is_number
+from nasforge.validation import check_number, check_options, is_number
 
-__all__ = ["TrainEvaluator"]
+__all__ = ["TrainEvaluator", "retrain"]
 
 _SETTINGS_FILE = "evaluator.json"
 
@@ -62,6 +62,8 @@ class TrainEvaluator(Evaluator):
     larger budget follows the curve it would have followed from the start (``onecycle``,
     which steps every batch, is refused for that reason). ``latency`` says how latency is
     timed (:class:`~nasforge.measure.LatencyOptions`, a mapping of its fields, or False).
+    ``build_options`` go to ``space.build`` besides the input shape and class count (e.g.
+    ``{"channels": 16, "cells_per_stage": 1}`` for ``nb201``).
 
     :meth:`evaluate` returns ``val_acc`` (a fraction in [0, 1], like
     :meth:`Trainer.evaluate`), ``val_loss``, ``val_f1`` (macro), ``train_loss``,
@@ -87,6 +89,7 @@ class TrainEvaluator(Evaluator):
         latency: LatencyOptions | Mapping[str, Any] | bool | None = True,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         val_fraction: float = 0.2,
+        build_options: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> None:
         if not isinstance(space, Space):
@@ -97,6 +100,9 @@ class TrainEvaluator(Evaluator):
         if checkpoint_dir is not None and not isinstance(checkpoint_dir, str | os.PathLike):
             raise ConfigError.invalid("checkpoint_dir", checkpoint_dir, "a directory path or None")
         training = self._training_config(config, options)
+        self.build_options = check_options(
+            build_options, "build_options", ("input_shape", "num_classes")
+        )
         self.space = space
         self.config = training
         self.latency = LatencyOptions.parse(latency)
@@ -113,6 +119,7 @@ class TrainEvaluator(Evaluator):
             "space": space.name,
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
+            **({"build_options": self.build_options} if self.build_options else {}),
             "train_size": split_size(splits.train),
             "val_size": split_size(splits.val),
             "data_sha256": fingerprint(splits.train, splits.val),
@@ -129,7 +136,7 @@ class TrainEvaluator(Evaluator):
         if config is not None and not isinstance(config, TrainConfig):
             raise ConfigError.invalid("config", config, "a TrainConfig or None")
         base = config if config is not None else TrainConfig()
-        training = base.replace(**options, progress=False)
+        training = base.replace(**{**options, "progress": False})
         if training.lr_schedule == "onecycle":
             raise ConfigError.invalid(
                 "lr_schedule",
@@ -294,7 +301,9 @@ class TrainEvaluator(Evaluator):
 
     def _build(self, arch: Arch) -> nn.Module:
         seed_everything(self.seed)  # same seed, same arch -> same initial weights
-        return self.space.build(arch, input_shape=self.input_shape, num_classes=self.num_classes)
+        return self.space.build(
+            arch, input_shape=self.input_shape, num_classes=self.num_classes, **self.build_options
+        )
 
     def _train(
         self, arch: Arch, epochs: int
@@ -383,6 +392,57 @@ class TrainEvaluator(Evaluator):
             f"num_classes={self.num_classes}, epochs={self.epochs}, seed={self.seed}, "
             f"checkpoint_dir={str(self.checkpoint_dir) if self.checkpoint_dir else None!r})"
         )
+
+
+def retrain(
+    space: Space,
+    arch: Arch | Mapping[str, Any] | str,
+    data: Any,
+    *,
+    build_options: Mapping[str, Any] | None = None,
+    val_fraction: float = 0.2,
+    **options: Any,
+) -> tuple[nn.Module, dict[str, float]]:
+    """Build ``arch`` as a stand-alone network, train it from scratch and measure it.
+
+    The way to the final model of a weight-sharing or proxy search, whose scores come
+    from no trained network of the arch. ``data``, ``build_options`` and the training
+    ``options`` (``epochs=20, lr=3e-3``..., or ``config=``) are those of
+    :class:`TrainEvaluator`. Returns the trained model (CPU, eval mode) and its
+    ``val_acc``/``val_loss``/``val_f1`` with ``test_*`` when the data has a test split,
+    ``params`` and ``train_seconds``::
+
+        model, metrics = nf.retrain(space, result.best.arch, "mnist1d", epochs=20)
+    """
+    evaluator = TrainEvaluator(
+        space,
+        data,
+        build_options=build_options,
+        val_fraction=val_fraction,
+        latency=False,
+        **options,
+    )
+    arch = space.from_key(arch) if isinstance(arch, str) else space.arch(arch)
+    started = time.perf_counter()
+    model = evaluator.load_model(arch)
+    seconds = time.perf_counter() - started
+    engine = evaluator.engine
+    metrics = {}
+    splits = [("val", engine.val_data)] + (
+        [("test", engine.test_data)] if evaluator.has_test else []
+    )
+    for split, part in splits:
+        scores = engine.evaluate(model, part)
+        metrics.update(
+            {
+                f"{split}_acc": scores["accuracy"],
+                f"{split}_loss": scores["loss"],
+                f"{split}_f1": scores["macro_f1"],
+            }
+        )
+    metrics["params"] = float(count_params(model))
+    metrics["train_seconds"] = seconds
+    return model.cpu().eval(), metrics
 
 
 #: Options that do not change what a trial learns: not part of the settings a reused

@@ -33,7 +33,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +84,7 @@ def search(
     deterministic: bool = True,
     test: bool = True,
     strategy_options: Mapping[str, Any] | None = None,
+    warm_start: Iterable[Arch | str] | None = None,
     progress: bool | None = None,
 ) -> SearchResult:
     """Search ``space`` until ``budget`` trials are done; return a :class:`SearchResult`.
@@ -99,7 +100,9 @@ def search(
     ``resume=True`` continues it. A trial that fails is recorded and the search goes on,
     until ``max_consecutive_failures`` in a row (None: never). ``deterministic``: the same
     trials whatever the timing. ``test``: add the evaluator's test metrics to the best
-    trial(s). ``progress``: a bar (None: when standard error is a terminal). Ctrl-C marks
+    trial(s). ``warm_start``: archs the strategy begins with (:meth:`Strategy.warm_start`),
+    e.g. the best of a pool ranked by a zero-cost proxy. ``progress``: a bar (None: when
+    standard error is a terminal). Ctrl-C marks
     running trials interrupted and returns what was found. docs/search.md has the details.
     """
     _check_arguments(space, evaluator, budget, max_consecutive_failures, resume, journal)
@@ -108,7 +111,7 @@ def search(
     run = _Search(
         space=space,
         evaluator=evaluator,
-        strategy=_make_strategy(space, strategy, seed, strategy_options),
+        strategy=_make_strategy(space, strategy, seed, strategy_options, warm_start),
         scheduler=_make_plugin("scheduler", scheduler, Scheduler, FullBudget),
         budget=budget,
         objectives=Objectives.parse(objective, mode),
@@ -585,6 +588,19 @@ def _add_test_metrics(evaluator: Any, result: SearchResult) -> None:
 
 
 def _make_strategy(
+    space: Space,
+    strategy: str | Strategy,
+    seed: int,
+    options: Mapping[str, Any] | None,
+    warm_start: Iterable[Arch | str] | None = None,
+) -> Strategy:
+    built = _build_strategy(space, strategy, seed, options)
+    if warm_start is not None:
+        built.warm_start(warm_start)
+    return built
+
+
+def _build_strategy(
     space: Space, strategy: str | Strategy, seed: int, options: Mapping[str, Any] | None
 ) -> Strategy:
     if isinstance(strategy, Strategy):

@@ -313,6 +313,8 @@ class SearchResult:
 
                 written["model"] = out / "best_model.pt"
                 metadata = {"arch": best.arch.to_dict(), "space": self._space_name()}
+                if getattr(self.evaluator, "build_options", None):
+                    metadata["build_options"] = self.evaluator.build_options
                 save_model(
                     self.evaluator.load_model(best.arch), written["model"], metadata=metadata
                 )
@@ -327,9 +329,9 @@ class SearchResult:
             "metrics": best.metrics,
             "space": None if self.space is None else self.space.to_dict(),
         }
-        for name in ("input_shape", "num_classes"):
+        for name in ("input_shape", "num_classes", "build_options"):
             value = getattr(self.evaluator, name, None)
-            if value is not None:
+            if value:
                 record[name] = list(value) if isinstance(value, tuple) else value
         return record
 

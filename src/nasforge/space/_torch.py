@@ -6,22 +6,34 @@ Every network is made of plain modules with no data-dependent control flow, so
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["NB201Network", "make_cnn", "make_mlp"]
+__all__ = ["NB201Network", "make_cnn", "make_mlp", "nb201_op"]
+
+
+def _conv(dims: int) -> type[nn.Module]:
+    return nn.Conv1d if dims == 1 else nn.Conv2d
+
+
+def _batch_norm(dims: int) -> type[nn.Module]:
+    return nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
+
+
+def _avg_pool(dims: int) -> type[nn.Module]:
+    return nn.AvgPool1d if dims == 1 else nn.AvgPool2d
 
 
 class ReLUConvBN(nn.Sequential):
-    """ReLU -> Conv2d -> BatchNorm2d, the NAS-Bench-201 convolution."""
+    """ReLU -> Conv -> BatchNorm, the NAS-Bench-201 convolution (``dims``: 1-D or 2-D)."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int) -> None:
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, dims: int = 2) -> None:
         super().__init__(
             nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
-            nn.BatchNorm2d(c_out),
+            _conv(dims)(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
+            _batch_norm(dims)(c_out),
         )
 
 
@@ -32,34 +44,53 @@ class Zero(nn.Module):
         return x.mul(0.0)
 
 
-def _nb201_op(name: str, channels: int) -> nn.Module:
+def nb201_op(name: str, channels: int, dims: int = 2) -> nn.Module:
+    """The module of one NAS-Bench-201 operation (:data:`~nasforge.space.NB201_OPS`)."""
     if name == "skip_connect":
         return nn.Identity()
     if name == "nor_conv_1x1":
-        return ReLUConvBN(channels, channels, 1, 1)
+        return ReLUConvBN(channels, channels, 1, 1, dims)
     if name == "nor_conv_3x3":
-        return ReLUConvBN(channels, channels, 3, 1)
+        return ReLUConvBN(channels, channels, 3, 1, dims)
     if name == "avg_pool_3x3":
-        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        return _avg_pool(dims)(3, stride=1, padding=1, count_include_pad=False)
     return Zero()
+
+
+EdgeFactory = Callable[[int, int, int], nn.Module | None]
+"""``(edge index, channels, dims) -> module`` of one cell edge, or None for no edge."""
+
+
+def _edge_factory(cell: Sequence[str] | EdgeFactory) -> EdgeFactory:
+    if callable(cell):
+        return cell
+    ops = list(cell)
+
+    def make_edge(index: int, channels: int, dims: int) -> nn.Module | None:
+        return None if ops[index] == "none" else nb201_op(ops[index], channels, dims)
+
+    return make_edge
 
 
 class NB201Cell(nn.Module):
     """A 4-node NAS-Bench-201 cell: node j is the sum of ``op(j, i)(node i)`` over ``i < j``.
 
-    ``none`` edges are left out of the sums (they add zeros); a node whose incoming edges are
+    ``cell`` is the six edge ops in cell-string order, or an :data:`EdgeFactory`. A
+    ``none`` edge (a None module) is left out of the sums; a node whose incoming edges are
     all ``none`` is zero.
     """
 
-    def __init__(self, ops: Sequence[str], channels: int) -> None:
+    def __init__(self, cell: Sequence[str] | EdgeFactory, channels: int, dims: int = 2) -> None:
         super().__init__()
+        make_edge = _edge_factory(cell)
         edges = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
         self.edges = nn.ModuleDict()
         self.inputs: dict[int, list[tuple[int, str]]] = {1: [], 2: [], 3: []}
-        for (to, frm), op in zip(edges, ops, strict=True):
-            if op != "none":
+        for index, (to, frm) in enumerate(edges):
+            module = make_edge(index, channels, dims)
+            if module is not None:
                 name = f"{to}_{frm}"
-                self.edges[name] = _nb201_op(op, channels)
+                self.edges[name] = module
                 self.inputs[to].append((frm, name))
         self.zero = Zero()
 
@@ -80,13 +111,13 @@ class NB201Cell(nn.Module):
 class ResidualReduction(nn.Module):
     """The NAS-Bench-201 reduction block: a stride-2 basic residual block."""
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    def __init__(self, c_in: int, c_out: int, dims: int = 2) -> None:
         super().__init__()
-        self.conv_a = ReLUConvBN(c_in, c_out, 3, 2)
-        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1)
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, 2, dims)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, dims)
         self.shortcut = nn.Sequential(
-            nn.AvgPool2d(2, stride=2, padding=0),
-            nn.Conv2d(c_in, c_out, 1, bias=False),
+            _avg_pool(dims)(2, stride=2, padding=0),
+            _conv(dims)(c_in, c_out, 1, bias=False),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -94,33 +125,42 @@ class ResidualReduction(nn.Module):
 
 
 class NB201Network(nn.Module):
-    """The NAS-Bench-201 macro skeleton around one searched cell."""
+    """The NAS-Bench-201 macro skeleton around one cell, for ``(C, L)`` signals
+    (``dims=1``) or ``(C, H, W)`` images (``dims=2``).
+
+    ``cell`` is the six edge ops in cell-string order, or an :data:`EdgeFactory` (the
+    supernet's mixed ops).
+    """
 
     def __init__(
         self,
-        ops: Sequence[str],
+        cell: Sequence[str] | EdgeFactory,
         *,
         in_channels: int = 3,
         num_classes: int = 10,
         channels: int = 16,
         cells_per_stage: int = 5,
+        dims: int = 2,
     ) -> None:
         super().__init__()
+        make_edge = _edge_factory(cell)
         self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
+            _conv(dims)(in_channels, channels, 3, padding=1, bias=False),
+            _batch_norm(dims)(channels),
         )
         layers: list[nn.Module] = []
         c = channels
         for stage in range(3):
             if stage > 0:
-                layers.append(ResidualReduction(c, c * 2))
+                layers.append(ResidualReduction(c, c * 2, dims))
                 c *= 2
-            layers.extend(NB201Cell(ops, c) for _ in range(cells_per_stage))
+            layers.extend(NB201Cell(make_edge, c, dims) for _ in range(cells_per_stage))
         self.cells = nn.Sequential(*layers)
+        pool = nn.AdaptiveAvgPool1d(1) if dims == 1 else nn.AdaptiveAvgPool2d(1)
         self.head = nn.Sequential(
-            nn.BatchNorm2d(c),
+            _batch_norm(dims)(c),
             nn.ReLU(inplace=False),
-            nn.AdaptiveAvgPool2d(1),
+            pool,
             nn.Flatten(),
             nn.Linear(c, num_classes),
         )

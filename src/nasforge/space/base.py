@@ -536,6 +536,18 @@ class Space(Configurable):
             "as 'mlp', 'cnn' or 'nb201', or subclass Space and implement build()"
         )
 
+    def supernet(self, **options: Any) -> Any:
+        """One ``nn.Module`` holding every arch of this space in shared weights, for
+        weight-sharing search (:class:`~nasforge.space.supernet.Supernet`). Cell spaces
+        implement it: return a network in which every parameter (an unconditional
+        :class:`Choice`) is a ``MixedOp(name, {value: module, ...})``; ``options`` are
+        those of :meth:`build`. docs/oneshot.md shows a complete one."""
+        raise NotImplementedError(
+            f"{type(self).__name__} {self.name!r} has no supernet; 'nb201' has one, and a "
+            "cell space of your own gets one by implementing Space.supernet() "
+            "(see docs/oneshot.md)"
+        )
+
 
 def _plain(value: Any) -> Any:
     """Options as plain YAML/JSON data: tuples become lists."""

@@ -58,6 +58,9 @@ class NB201Space(Space):
     :meth:`build` returns the benchmark's network (Dong & Yang, ICLR 2020): a 3x3 stem,
     three stages of ``cells_per_stage`` cells with ``channels`` x (1, 2, 4) channels joined
     by residual reduction blocks, then BN-ReLU, global pooling and a linear classifier.
+    For ``(C, L)`` signals (``input_shape`` of length 2) it builds the same cell in 1-D:
+    Conv1d, BatchNorm1d and AvgPool1d in place of their 2-D forms. :meth:`supernet` builds
+    the network with a :class:`~nasforge.space.supernet.MixedOp` on every edge.
 
     Example::
 
@@ -121,22 +124,48 @@ class NB201Space(Space):
         channels: int = 16,
         cells_per_stage: int = 5,
     ) -> nn.Module:
-        """The NAS-Bench-201 network for ``arch`` (any ``(C, H, W)`` input)."""
+        """The NAS-Bench-201 network for ``arch``: 2-D for ``(C, H, W)`` inputs, 1-D for
+        ``(C, L)`` signals."""
         from nasforge.space._torch import NB201Network
 
         arch = self.arch(arch)
-        shape = _check_shape(input_shape, dims=(3,), space="nb201")
-        check_int(num_classes, "num_classes", low=1)
-        check_int(channels, "channels", low=1)
-        check_int(cells_per_stage, "cells_per_stage", low=1)
         ops = [arch[_edge_name(t, f)] for t, f in NB201_EDGES]
         return NB201Network(
-            ops,
-            in_channels=shape[0],
-            num_classes=num_classes,
-            channels=channels,
-            cells_per_stage=cells_per_stage,
+            ops, **_nb201_options(input_shape, num_classes, channels, cells_per_stage)
         )
+
+    def supernet(  # type: ignore[override]
+        self,
+        *,
+        num_classes: int = 10,
+        input_shape: Sequence[int] = (3, 32, 32),
+        channels: int = 16,
+        cells_per_stage: int = 5,
+    ) -> nn.Module:
+        """The network of :meth:`build` with a mixed op of the five ops on every edge of
+        every cell; the mixed ops are named by their edge, so one arch sets all cells."""
+        from nasforge.space._torch import NB201Network, nb201_op
+        from nasforge.space.supernet import MixedOp
+
+        def mixed(index: int, c: int, dims: int) -> nn.Module:
+            return MixedOp(_EDGE_NAMES[index], {op: nb201_op(op, c, dims) for op in NB201_OPS})
+
+        return NB201Network(
+            mixed, **_nb201_options(input_shape, num_classes, channels, cells_per_stage)
+        )
+
+
+def _nb201_options(
+    input_shape: Any, num_classes: Any, channels: Any, cells_per_stage: Any
+) -> dict[str, int]:
+    shape = _check_shape(input_shape, dims=(2, 3), space="nb201")
+    return {
+        "in_channels": shape[0],
+        "num_classes": check_int(num_classes, "num_classes", low=1),
+        "channels": check_int(channels, "channels", low=1),
+        "cells_per_stage": check_int(cells_per_stage, "cells_per_stage", low=1),
+        "dims": len(shape) - 1,
+    }
 
 
 def nb201_function(ops: Sequence[str]) -> str:

@@ -1,5 +1,5 @@
 """Ask/tell search strategies: ``random``, ``grid``, ``evolution``, ``bayesian``, ``local``,
-and the multi-objective ``nsga2``.
+``reinforce``, and the multi-objective ``nsga2``.
 
 Every built-in is importable as a class (``from nasforge.strategy import
 RegularizedEvolution``) as well as by name (``nf.build("strategy", "evolution", ...)``).
@@ -22,6 +22,7 @@ _BUILTINS: dict[str, str] = {
     "NSGA2": "nasforge.strategy.nsga2",
     "RandomSearch": "nasforge.strategy.random",
     "RegularizedEvolution": "nasforge.strategy.evolution",
+    "Reinforce": "nasforge.strategy.reinforce",
 }
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "LocalSearch",
     "RandomSearch",
     "RegularizedEvolution",
+    "Reinforce",
     "Score",
     "Strategy",
     "StrategyStateError",
@@ -43,5 +45,6 @@ if TYPE_CHECKING:
     from nasforge.strategy.local import LocalSearch
     from nasforge.strategy.nsga2 import NSGA2
     from nasforge.strategy.random import RandomSearch
+    from nasforge.strategy.reinforce import Reinforce
 
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _BUILTINS)

@@ -82,6 +82,7 @@ class Strategy(Configurable):
         self._history: list[tuple[Arch, Score]] = []
         self._width: int | None = None  # objectives per told score (0 = plain floats)
         self._exhausted_warned = False
+        self._warm: list[Arch] = []  # archs random_unseen() draws first (warm_start)
 
     # --- public API -------------------------------------------------------------------------
     def ask(self) -> Arch:
@@ -115,6 +116,24 @@ class Strategy(Configurable):
         self._pending.pop(arch.key, None)
         self._history.append((arch, score))
         self.observe(arch, score)
+
+    def warm_start(self, archs: Iterable[Arch | Mapping[str, Any] | str]) -> None:
+        """Begin with ``archs``: the draws this strategy would make at random
+        (:meth:`random_unseen`, which every built-in strategy starts from) take them
+        first, in order, skipping any seen by then.
+
+        Typically the best cells of a pool ranked by a zero-cost proxy::
+
+            strategy.warm_start(nf.build("evaluator", "synflow", space=space).rank(pool=500)[:10])
+        """
+        if isinstance(archs, str | Mapping | Arch):
+            raise ConfigError.invalid("warm_start", archs, "a list of archs (or keys)")
+        self._warm.extend(self._as_arch(a) for a in archs)
+
+    @property
+    def warm_pending(self) -> list[Arch]:
+        """The warm-start archs not drawn yet (:meth:`warm_start`)."""
+        return list(self._warm)
 
     @classmethod
     def from_history(
@@ -190,6 +209,7 @@ class Strategy(Configurable):
             "history": [[a.key, s] for a, s in self._history],
             "pending": list(self._pending),
             "seen_untold": sorted(self._seen - told - pending),
+            "warm": [a.key for a in self._warm],
             "extra": self.extra_state(),
         }
 
@@ -210,6 +230,7 @@ class Strategy(Configurable):
             self._pending[key] = arch
             self._seen.add(self.canonical_key(arch))
         self._seen.update(state["seen_untold"])
+        self._warm = [self.space.from_key(key) for key in state.get("warm", ())]
         self.rng.bit_generator.state = state["rng"]
         self.load_extra_state(state["extra"])
 
@@ -220,7 +241,11 @@ class Strategy(Configurable):
     # --- helpers for subclasses -------------------------------------------------------------
     def random_unseen(self) -> Arch:
         """A uniformly random arch not seen yet, nor equivalent to a seen one (any arch once
-        the space is exhausted)."""
+        the space is exhausted). Archs given to :meth:`warm_start` come first."""
+        while self._warm:
+            arch = self._warm.pop(0)
+            if not self.is_seen(arch):
+                return arch
         for _ in range(64):
             arch = self.space.sample(self.rng)
             if not self.is_seen(arch):
