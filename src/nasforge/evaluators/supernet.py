@@ -25,7 +25,7 @@ from torch import nn
 
 from nasforge._seed import seed_everything
 from nasforge.data.loaders import as_loader
-from nasforge.data.splits import fingerprint, prepare_splits, split_size
+from nasforge.data.splits import Splits, fingerprint, prepare_splits, split_size
 from nasforge.errors import ConfigError
 from nasforge.nas.evaluator import Evaluator
 from nasforge.oneshot.single_path import train_supernet
@@ -111,8 +111,12 @@ class SupernetEvaluator(Evaluator):
             splits.train, batch_size=self.config.batch_size, shuffle=True, seed=self.config.seed
         )
         self._calibration = [batch[0] for batch in islice(loader, self.calibration_batches)]
-        self.settings = {
-            "space": space.name,
+        #: What the scores depend on besides the arch (recorded in a search's journal).
+        self.settings = self._settings(splits)
+
+    def _settings(self, splits: Splits) -> dict[str, Any]:
+        return {
+            "space": self.space.name,
             "build_options": self.build_options,
             "train_size": split_size(splits.train),
             "val_size": split_size(splits.val),
