@@ -212,8 +212,7 @@ def make_cnn(
     num_classes: int,
 ) -> nn.Sequential:
     dims = len(input_shape) - 1
-    conv = nn.Conv1d if dims == 1 else nn.Conv2d
-    bn = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
+    conv, bn = _conv(dims), _batch_norm(dims)
     pool = {
         ("max", 1): nn.MaxPool1d,
         ("avg", 1): nn.AvgPool1d,

@@ -64,9 +64,7 @@ class MixedOp(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.weights is not None:
-            out = sum(
-                w * op(x) for w, op in zip(self.weights, self.candidates, strict=True) if w.ne(0)
-            )
+            out = sum(w * op(x) for w, op in zip(self.weights, self.candidates, strict=True))
         elif self.active is not None:
             out = self.candidates[self.active](x)
         else:
