@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
@@ -147,24 +148,51 @@ def test_copy_false_compresses_the_given_model_in_place(small_trainer):
     assert all(torch.equal(p, q) for p, q in zip(kept.parameters(), original, strict=True))
 
 
-def test_copy_false_times_the_model_before_the_steps_change_it(small_trainer):
-    class Spy(Compressor):
-        """Notes how often the model ran before this step."""
+class Slow(nn.Module):
+    """Sleeps ``seconds`` on every forward pass."""
 
-        def apply(self, model, trainer):
-            self.calls = model.calls
-            return model
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = seconds
 
-    seen = {}
-    for latency in (False, True):
-        spy = Spy()
-        pipeline = Pipeline(
-            [spy], copy=False, latency=latency, batch_sizes=(1,), repeats=5, warmup=2
-        )
+    def forward(self, x):
+        time.sleep(self.seconds)
+        return x
+
+
+class SlowDown(Compressor):
+    """Puts a 5 ms sleep in front of the model's head, in place (as a bad step might)."""
+
+    name = "slow_down"
+
+    def apply(self, model, trainer):
+        model.head = nn.Sequential(Slow(0.005), model.head)
+        return model
+
+
+@pytest.mark.parametrize("copy", [False, True])
+def test_a_step_that_makes_the_model_slower_is_warned_about(small_trainer, copy):
+    pipeline = Pipeline([Halve(), SlowDown()], copy=copy, batch_sizes=(1,), repeats=3)
+    with pytest.warns(nf.SlowdownWarning, match=r"step 2 \(slow_down\) made the model"):
         _, report = pipeline.run(CountingCNN(), small_trainer)
-        seen[latency] = spy.calls
-    assert seen[True] - seen[False] == 2 + 5  # timed (warmup + repeats) before the step
-    assert "latency_ms_b1" in report.before and "latency_ms_b1" in report.after
+    # the model before the steps is timed as it was, even when the steps change it in place
+    assert report.before["latency_ms_b1"] < 2
+    assert report.steps[0]["latency_ms_b1"] < 2
+    assert report.steps[1]["latency_ms_b1"] > 5
+    assert report.after["latency_ms_b1"] == report.steps[1]["latency_ms_b1"]
+    assert len(report.warnings) == 1 and "batch 1" in report.warnings[0]
+    assert "warning: compression step 2 (slow_down)" in report.table()
+    assert report.to_dict()["warnings"] == report.warnings
+
+
+def test_steps_that_do_not_slow_the_model_raise_no_warning(small_trainer, recwarn):
+    _, report = Pipeline([Halve()], batch_sizes=(1,), repeats=3, slowdown_tolerance=5).run(
+        CountingCNN(), small_trainer
+    )
+    assert report.warnings == []
+    assert not [w for w in recwarn if issubclass(w.category, nf.SlowdownWarning)]
+    with pytest.raises(ConfigError, match="slowdown_tolerance"):
+        Pipeline([Halve()], slowdown_tolerance=-0.1)
 
 
 def test_input_shape_sets_the_measured_shape(small_trainer):

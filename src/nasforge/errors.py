@@ -17,6 +17,7 @@ __all__ = [
     "MissingDependencyError",
     "NasforgeError",
     "RegistryError",
+    "SlowdownWarning",
     "StrategyStateError",
     "TooManyFailuresError",
     "TrainingDivergedError",
@@ -114,6 +115,11 @@ class UnsupportedModelError(NasforgeError):
 
 class StrategyStateError(NasforgeError):
     """A strategy state dict that belongs to another strategy or space."""
+
+
+class SlowdownWarning(UserWarning):
+    """A compression step made the model slower on the CPU (e.g. int8 on a model too small
+    for quantized kernels to pay off); the compression report lists it too."""
 
 
 class UnknownArchError(NasforgeError, KeyError):

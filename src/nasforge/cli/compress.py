@@ -64,7 +64,7 @@ MODEL_REF = "$model"
 _SECTIONS = ("model", "data", "trainer", "compressors", "measure", "output")
 _MODEL_KEYS = ("name", "kwargs", "state_dict", "train_epochs")
 _DATA_KEYS = ("name", "options")
-_MEASURE_KEYS = ("batch_sizes", "threads", "repeats", "warmup", "latency")
+_MEASURE_KEYS = ("batch_sizes", "threads", "repeats", "warmup", "latency", "slowdown_tolerance")
 _OUTPUT_KEYS = ("model", "torchscript", "onnx", "report")
 
 

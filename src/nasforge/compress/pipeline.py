@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -13,9 +14,9 @@ from torch import nn
 
 from nasforge.compress.base import Compressor
 from nasforge.compress.report import CompressionReport, jsonable
-from nasforge.errors import ConfigError
+from nasforge.errors import ConfigError, SlowdownWarning
 from nasforge.measure import compare_latency, count_macs, count_params, size_on_disk
-from nasforge.validation import check_bool, check_int, check_int_list
+from nasforge.validation import check_bool, check_int, check_int_list, check_number
 
 if TYPE_CHECKING:
     from nasforge.train.engine import Engine
@@ -44,9 +45,11 @@ class Pipeline:
     ``trainer.compress(model, compressors, **options)`` does the same. Latency is the
     median CPU time per forward pass at each of ``batch_sizes`` on ``threads`` threads;
     ``input_shape`` defaults to the shape of the Trainer's training inputs;
-    ``latency=False`` skips the timing (the slowest part of the report). The original and
-    the compressed model are timed in turn at the end, so their ratio is robust to a busy
-    machine.
+    ``latency=False`` skips the timing (the slowest part of the report). The original, the
+    model after every step and the result are timed in turn at the end, so their ratios are
+    robust to a busy machine; a step that makes the model more than ``slowdown_tolerance``
+    slower at some batch size raises a :class:`~nasforge.SlowdownWarning` and is listed in
+    ``report.warnings``.
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class Pipeline:
         input_shape: Sequence[int] | None = None,
         copy: bool = True,
         latency: bool = True,
+        slowdown_tolerance: float = 0.25,
     ) -> None:
         if isinstance(compressors, Compressor) or not isinstance(compressors, Sequence):
             raise ConfigError.invalid("compressors", compressors, "a list of Compressor instances")
@@ -81,6 +85,7 @@ class Pipeline:
             self.input_shape = tuple(check_int_list(input_shape, "input_shape", low=1))
         self.copy = check_bool(copy, "copy")
         self.latency = check_bool(latency, "latency")
+        self.slowdown_tolerance = check_number(slowdown_tolerance, "slowdown_tolerance", low=0)
 
     def run(self, model: nn.Module, trainer: Engine) -> tuple[nn.Module, CompressionReport]:
         """Compress ``model`` step by step; return the result and its report."""
@@ -99,8 +104,11 @@ class Pipeline:
         if self.copy:
             model = copy.deepcopy(model)
         report.before = self.measure(model, trainer, shape)
-        if self.latency and not self.copy:  # the steps may change the model in place
-            report.before.update(self.latencies([model], shape)[0])
+        # timed at the end: the model before the steps and after each of them (copies,
+        # since a step may change the model in place)
+        timed: list[nn.Module] = []
+        if self.latency:
+            timed.append(original if self.copy else copy.deepcopy(model))
         for step in self.compressors:
             started = time.perf_counter()
             result = step.apply(model, trainer)
@@ -119,15 +127,34 @@ class Pipeline:
                 "stats": jsonable(getattr(step, "stats", {}) or {}),
             }
             report.steps.append(entry)
+            if self.latency:
+                timed.append(copy.deepcopy(model))
             logger.info("compression step %s took %.1f s", entry["name"], seconds)
         report.after = self.measure(model, trainer, shape)
-        if self.latency and self.copy:  # time the original and the result in turn
-            before, after = self.latencies([original, model], shape)
-            report.before.update(before)
-            report.after.update(after)
-        elif self.latency:
-            report.after.update(self.latencies([model], shape)[0])
+        if self.latency:
+            self._time_steps(report, timed, shape)
         return model, report
+
+    def _time_steps(
+        self, report: CompressionReport, timed: list[nn.Module], shape: Sequence[int]
+    ) -> None:
+        """Time ``timed`` (the model before the steps, then after each) in turn; record
+        the latencies in the report and warn about every step that made the model slower."""
+        latencies = self.latencies(timed, shape)
+        report.before.update(latencies[0])
+        report.after.update(latencies[-1])
+        for i, (step, after) in enumerate(zip(report.steps, latencies[1:], strict=True)):
+            step.update(after)
+            for key, ms in after.items():
+                before = latencies[i][key]
+                if ms > before * (1 + self.slowdown_tolerance):
+                    message = (
+                        f"compression step {i + 1} ({step['name']}) made the model "
+                        f"{ms / before:.2f}x slower at batch {key.removeprefix('latency_ms_b')}"
+                        f" ({before:.3g} ms -> {ms:.3g} ms, {self.threads} thread(s))"
+                    )
+                    report.warnings.append(message)
+                    warnings.warn(message, SlowdownWarning, stacklevel=3)
 
     def latencies(
         self, models: Sequence[nn.Module], shape: Sequence[int]

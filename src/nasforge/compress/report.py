@@ -47,13 +47,15 @@ class CompressionReport:
     ``macs`` (per sample), ``size_bytes`` (the saved state_dict) and ``latency_ms_b<N>``
     (median CPU latency at batch N). ``steps`` has one entry per compressor: its ``name``,
     ``config`` (repr), ``seconds``, the same cheap metrics after the step, and the
-    compressor's own ``stats``. ``settings`` records how latency was measured.
+    compressor's own ``stats`` (and its latencies, when timed). ``settings`` records how
+    latency was measured; ``warnings`` lists the steps that made the model slower.
     """
 
     before: dict[str, float] = field(default_factory=dict)
     after: dict[str, float] = field(default_factory=dict)
     steps: list[dict[str, Any]] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def ratios(self) -> dict[str, float]:
         """Compression and speedup factors (before / after) and the accuracy change."""
@@ -79,6 +81,7 @@ class CompressionReport:
                 "ratios": self.ratios(),
                 "steps": self.steps,
                 "settings": self.settings,
+                "warnings": self.warnings,
             }
         )
 
@@ -113,7 +116,8 @@ class CompressionReport:
             for r in rows
         ]
         steps = " -> ".join(s["name"] for s in self.steps) or "(no steps)"
-        return "\n".join([f"compression: {steps}", *lines])
+        notes = [f"warning: {w}" for w in self.warnings]
+        return "\n".join([f"compression: {steps}", *lines, *notes])
 
     def __str__(self) -> str:
         return self.table()
