@@ -71,14 +71,6 @@ def test_no_command_prints_help(capsys):
     assert "demo" in capsys.readouterr().out
 
 
-def test_demo_trains_and_reports_test_accuracy(capsys):
-    assert main(["demo", "--epochs", "3", "--no-progress"]) == 0
-    out = capsys.readouterr().out
-    line = next(x for x in out.splitlines() if x.startswith("test accuracy:"))
-    accuracy = float(line.split()[2])
-    assert accuracy > 0.8
-
-
 def test_module_entry_point_runs():
     out = subprocess.run(
         [sys.executable, "-m", "nasforge.cli", "--version"],

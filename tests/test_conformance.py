@@ -36,6 +36,10 @@ SPACES: dict[str, dict[str, Any]] = {
         "input_shape": (1, 8, 8),
     },
     "nb201": {"input_shape": (3, 8, 8), "build_options": {"channels": 4, "cells_per_stage": 1}},
+    "compressed": {
+        "options": {"base": {"name": "mlp", "options": {"max_depth": 1}}, "prune": [0.0, 0.5]},
+        "input_shape": (1, 8, 8),
+    },
 }
 
 
@@ -54,6 +58,13 @@ def _train_evaluator() -> tuple[nf.Space, nf.TrainEvaluator]:
     data = nf.load_dataset("synthetic", num_samples=120, input_shape=(6,), num_classes=3, seed=0)
     space = nf.build("space", "mlp", max_depth=1, widths=[8, 16])
     return space, nf.TrainEvaluator(space, data, epochs=1, latency=False)
+
+
+def _compression_evaluator() -> tuple[nf.Space, nf.CompressionEvaluator]:
+    data = nf.load_dataset("synthetic", num_samples=120, input_shape=(6,), num_classes=3, seed=0)
+    base = nf.build("space", "mlp", max_depth=1, widths=[8, 16])
+    space = nf.build("space", "compressed", base=base, prune=[0.0, 0.5])
+    return space, nf.CompressionEvaluator(space, data, epochs=1, finetune_epochs=1, latency=False)
 
 
 def _proxy(name: str) -> Callable[[], tuple[nf.Space, Any]]:
@@ -91,6 +102,7 @@ EVALUATORS: dict[str, Callable[[], tuple[nf.Space, Any]]] = {
     "naswot": _proxy("naswot"),
     "snip": _proxy("snip"),
     "supernet": _supernet_evaluator,
+    "compression": _compression_evaluator,
 }
 
 COMPRESSORS: dict[str, Callable[[Any], Any]] = {

@@ -41,6 +41,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "data, space, measure",
         (
             "nasforge.data",
+            "nasforge.ensemble",
             "nasforge.export",
             "nasforge.measure",
             "nasforge.pareto",

@@ -39,6 +39,8 @@ def _context(kind: str, name: str) -> dict[str, object]:
         "synthetic", num_samples=60, input_shape=(4,), num_classes=3, noise=0.5, seed=0
     )
     space = nf.build("space", "mlp", max_depth=1, widths=[4]) if kind == "evaluator" else _space()
+    if (kind, name) == ("evaluator", "compression"):
+        space = nf.build("space", "compressed", base=space, prune=[0.0, 0.5])
     return {
         "space": space,
         "teacher": nn.Sequential(nn.Linear(4, 3)),
@@ -92,7 +94,8 @@ def _accepts(annotation: object) -> set[str]:
             kinds.add(member.__name__)
         elif origin in (list, tuple, Sequence):
             item = (typing.get_args(member) or (typing.Any,))[0]
-            kinds.add("int_list" if item in (int, typing.Any) else "list")
+            # a list of ints is a list of floats too
+            kinds.add("int_list" if item in (int, float, typing.Any) else "list")
         elif origin in (dict, Mapping):
             kinds.add("mapping")
         elif origin is type or "Callable" in str(member):

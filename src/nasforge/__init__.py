@@ -46,11 +46,14 @@ _LAZY: dict[str, str] = {
     "count_params": "nasforge.measure",
     "measure_latency": "nasforge.measure",
     "size_on_disk": "nasforge.measure",
+    "Ensemble": "nasforge.ensemble",
     "Pipeline": "nasforge.compress.pipeline",
     "CompressionReport": "nasforge.compress.report",
     "ChannelPruner": "nasforge.compress.prune.structured",
     "prune_channels": "nasforge.compress.prune.structured",
     "MagnitudePruner": "nasforge.compress.prune.unstructured",
+    "export_onnx": "nasforge.export",
+    "export_torchscript": "nasforge.export",
     "load_model": "nasforge.export",
     "save_model": "nasforge.export",
     "DistillationCallback": "nasforge.compress.distill",
@@ -74,6 +77,8 @@ _LAZY: dict[str, str] = {
     "TrainEvaluator": "nasforge.evaluators.training",
     "retrain": "nasforge.evaluators.training",
     "SupernetEvaluator": "nasforge.evaluators.supernet",
+    "CompressionEvaluator": "nasforge.evaluators.compression",
+    "CompressedSpace": "nasforge.space.compression",
     "ZeroCostProxy": "nasforge.evaluators.proxies",
     "Synflow": "nasforge.evaluators.proxies",
     "NASWOT": "nasforge.evaluators.proxies",
@@ -95,6 +100,8 @@ __all__ = [
     "ChannelPruner",
     "CheckpointError",
     "Choice",
+    "CompressedSpace",
+    "CompressionEvaluator",
     "CompressionReport",
     "ConfigError",
     "Constraint",
@@ -102,6 +109,7 @@ __all__ = [
     "DistillationCallback",
     "Distiller",
     "EarlyStopping",
+    "Ensemble",
     "Evaluator",
     "Fixed",
     "FloatRange",
@@ -147,6 +155,8 @@ __all__ = [
     "compare_latency",
     "count_macs",
     "count_params",
+    "export_onnx",
+    "export_torchscript",
     "get",
     "hypervolume",
     "load_checkpoint",
@@ -175,11 +185,13 @@ if TYPE_CHECKING:
     from nasforge.compress.report import CompressionReport
     from nasforge.data.bundle import DataBundle, load_dataset
     from nasforge.data.loaders import TensorLoader
+    from nasforge.ensemble import Ensemble
+    from nasforge.evaluators.compression import CompressionEvaluator
     from nasforge.evaluators.proxies import NASWOT, SNIP, Synflow, ZeroCostProxy
     from nasforge.evaluators.supernet import SupernetEvaluator
     from nasforge.evaluators.tabular import TabularBenchmark
     from nasforge.evaluators.training import TrainEvaluator, retrain
-    from nasforge.export import load_model, save_model
+    from nasforge.export import export_onnx, export_torchscript, load_model, save_model
     from nasforge.measure import (
         LatencyOptions,
         compare_latency,
@@ -195,6 +207,7 @@ if TYPE_CHECKING:
     from nasforge.nas.schedulers import Hyperband, Scheduler, SuccessiveHalving
     from nasforge.pareto import hypervolume, pareto_front
     from nasforge.space.base import Arch, Space
+    from nasforge.space.compression import CompressedSpace
     from nasforge.space.params import Choice, Fixed, FloatRange, IntRange
     from nasforge.strategy.base import Strategy
     from nasforge.train.callbacks import (

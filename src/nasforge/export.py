@@ -100,7 +100,8 @@ def resolve_builder(spec: str, *, field: str = "model") -> Callable[..., Any]:
     return lambda **kwargs: torchvision.models.get_model(spec, **{"weights": None, **kwargs})
 
 
-def _is_quantized(model: nn.Module) -> bool:
+def is_quantized(model: nn.Module) -> bool:
+    """Whether ``model`` holds ``torch.ao`` int8 modules (which only TorchScript saves)."""
     return any(
         type(m).__module__.startswith("torch.ao.nn.quantized") or hasattr(m, "_packed_params")
         for m in model.modules()
@@ -122,7 +123,7 @@ def save_model(
     ``metadata`` is any dict of plain values to keep alongside. The file is written
     atomically.
     """
-    if _is_quantized(model):
+    if is_quantized(model):
         raise ConfigError(
             "save_model cannot rebuild torch.ao int8 modules from a state_dict. HINT: "
             "export the int8 model with export_torchscript(model, path, example_inputs) and "

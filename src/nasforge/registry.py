@@ -70,6 +70,7 @@ _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
         "nasforge.evaluators.training",
         "nasforge.evaluators.supernet",
         "nasforge.evaluators.proxies",
+        "nasforge.evaluators.compression",
     ),
     "executor": (
         "nasforge.execution.serial",
@@ -77,7 +78,7 @@ _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
         "nasforge.execution.ray",
     ),
     "scheduler": ("nasforge.nas.schedulers",),
-    "space": ("nasforge.space.builtin",),
+    "space": ("nasforge.space.builtin", "nasforge.space.compression"),
     "strategy": (
         "nasforge.strategy.random",
         "nasforge.strategy.grid",

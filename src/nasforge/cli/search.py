@@ -25,8 +25,10 @@
 ``training`` takes the :class:`~nasforge.TrainConfig` options plus the training
 evaluator's ``latency`` (:class:`~nasforge.measure.LatencyOptions` fields, or false) and
 ``val_fraction``. ``evaluator`` is ``train`` (the default: every trial trained for
-``training.epochs``), ``supernet`` (one supernet trained as ``training`` says and
-checkpointed at ``DIR/supernet.pt``, trials scored with its weights) or a zero-cost proxy
+``training.epochs``), ``compression`` (for a ``compressed`` space: every trial trained,
+compressed as its ``compress.*`` choices say and measured as deployed), ``supernet`` (one
+supernet trained as ``training`` says and checkpointed at ``DIR/supernet.pt``, trials
+scored with its weights) or a zero-cost proxy
 (``synflow``, ``naswot``, ``snip``); ``space.build_options`` go to every network built,
 supernets included. ``warm_start`` ranks ``pool`` archs with a proxy and starts the
 strategy from the best ``top``. ``retrain`` (true: the ``training`` options; a mapping:
@@ -65,6 +67,7 @@ from nasforge.errors import (
     NasforgeError,
     close_matches,
 )
+from nasforge.evaluators.compression import CompressionEvaluator
 from nasforge.evaluators.proxies import ZeroCostProxy
 from nasforge.evaluators.supernet import SupernetEvaluator
 from nasforge.evaluators.training import TrainEvaluator
@@ -74,6 +77,7 @@ from nasforge.nas.loop import check_setup
 from nasforge.nas.objectives import Objectives, parse_constraints
 from nasforge.oneshot.darts import GUARDS, Darts
 from nasforge.space.base import Space
+from nasforge.space.compression import CompressedSpace
 from nasforge.space.params import Choice
 from nasforge.train.config import TrainConfig
 from nasforge.validation import check_choice, check_int, check_number, check_sequence
@@ -122,7 +126,7 @@ _WARM_START_FIELDS = ("proxy", "pool", "top", "options")
 #: ``training`` options that belong to the training evaluator rather than to TrainConfig.
 _EVALUATOR_OPTIONS = ("latency", "val_fraction")
 #: The evaluators a config can name besides the zero-cost proxies.
-_EVALUATORS = ("train", "supernet")
+_EVALUATORS = ("train", "supernet", "compression")
 #: The fields of an ask/tell search: a DARTS run (a ``darts`` section) takes none of them.
 _SEARCH_ONLY = (
     "strategy",
@@ -332,6 +336,8 @@ def evaluator_metrics(config: SearchConfig) -> tuple[str, ...]:
         return TrainEvaluator.metric_names(latency=config.latency is not None)
     if name == "supernet":
         return tuple(SupernetEvaluator.metrics)
+    if name == "compression":
+        return CompressionEvaluator.metric_names(latency=config.latency is not None)
     return (_proxy_class(name).name, "params")  # ZeroCostProxy.metrics, read off the class
 
 
@@ -544,6 +550,13 @@ def _check_evaluator(config: SearchConfig) -> None:
         )
     if name == "supernet":
         _check_supernet_space(config.space, "evaluator.name")
+    if name == "compression" and not isinstance(config.space, CompressedSpace):
+        raise ConfigError.invalid(
+            "space.name",
+            config.space.name,
+            "'compressed' with evaluator 'compression'",
+            hint="e.g. space: {name: compressed, options: {base: cnn, prune: [0.0, 0.5]}}",
+        )
 
 
 def _check_darts(config: SearchConfig) -> None:

@@ -21,6 +21,7 @@ from nasforge.cli import search as cli_search
 from nasforge.cli.search import SearchConfig, _build_field
 from nasforge.data.splits import prepare_splits
 from nasforge.errors import CheckpointError, ConfigError
+from nasforge.evaluators.compression import CompressionEvaluator
 from nasforge.evaluators.proxies import ZeroCostProxy
 from nasforge.evaluators.supernet import SupernetEvaluator
 from nasforge.evaluators.training import TrainEvaluator, retrain
@@ -165,6 +166,17 @@ def build_evaluator(
             val_fraction=config.val_fraction,
             checkpoint_dir=checkpoint_dir,
             build_options=config.build_options,
+        )
+    if name == "compression":
+        return CompressionEvaluator(
+            config.space,  # type: ignore[arg-type]  # checked by the config loader
+            data,
+            config=config.training,
+            latency=config.latency if config.latency is not None else False,
+            val_fraction=config.val_fraction,
+            checkpoint_dir=checkpoint_dir,
+            build_options=config.build_options,
+            **options,
         )
     if name == "supernet":
         if supernet_checkpoint is not None:

@@ -18,8 +18,7 @@ Romero et al. (2015), "FitNets: hints for thin deep nets"; Beyer et al. (2022),
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,6 +29,7 @@ from torch.utils.data import TensorDataset
 
 from nasforge.compress.base import Compressor
 from nasforge.data.loaders import TensorLoader
+from nasforge.ensemble import Ensemble
 from nasforge.errors import ConfigError, close_matches
 from nasforge.registry import register
 from nasforge.train.augment import Augment, AugmentedLoader, in_memory
@@ -125,7 +125,7 @@ class HintAdapter(nn.Module):
         return self.project(student_feature), teacher_feature
 
 
-class TeacherEnsemble(nn.Module):
+class TeacherEnsemble(Ensemble):
     """Several trained teachers as one: the log of their averaged class probabilities.
 
     ``log(mean_i softmax(teacher_i(x)))`` is a valid logit vector (softmax recovers the
@@ -134,23 +134,18 @@ class TeacherEnsemble(nn.Module):
         teacher = TeacherEnsemble([teacher_a, teacher_b, teacher_c])
         nf.Distiller(teacher=teacher, temperature=2.0).apply(student, trainer)
 
+    It is :class:`nf.Ensemble(teachers, combine="probabilities") <nasforge.Ensemble>`.
     Note that a temperature then softens the averaged distribution, not each member's.
     Feature hints name layers as ``members.<i>.<layer>``.
     """
 
-    def __init__(self, teachers: Sequence[nn.Module]) -> None:
-        super().__init__()
-        teachers = list(teachers)
-        if not teachers or not all(isinstance(t, nn.Module) for t in teachers):
+    def __init__(self, teachers: Iterable[nn.Module]) -> None:
+        try:
+            super().__init__(teachers, combine="probabilities")
+        except ConfigError:
             raise ConfigError.invalid(
                 "TeacherEnsemble.teachers", teachers, "a non-empty list of nn.Module"
-            )
-        self.members = nn.ModuleList(teachers)
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Return the log of the members' mean softmax, shape ``(N, classes)``."""
-        log_probs = torch.stack([F.log_softmax(m(inputs), dim=1) for m in self.members])
-        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
+            ) from None
 
 
 def _module(model: nn.Module, name: str, owner: str) -> nn.Module:

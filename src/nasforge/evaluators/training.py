@@ -204,7 +204,23 @@ class TrainEvaluator(Evaluator):
         arch = self.space.arch(arch)
         epochs = self._budget(budget)
         _, history, seconds = self._train(arch, epochs)
-        record = history[epochs - 1]
+        return self._metrics(arch, history[epochs - 1], seconds)
+
+    def train_model(
+        self, arch: Arch | Mapping[str, Any], budget: float | None = None
+    ) -> tuple[nn.Module, dict[str, float]]:
+        """``arch`` trained as :meth:`evaluate` trains it: the model (on the CPU, in eval
+        mode) and the metrics :meth:`evaluate` returns. A checkpoint already trained
+        further than ``budget`` gives its later weights."""
+        arch = self.space.arch(arch)
+        epochs = self._budget(budget)
+        model, history, seconds = self._train(arch, epochs)
+        if model is None:
+            model = self._build(arch)
+            model.load_state_dict(self._load(arch)["model"])
+        return model.cpu().eval(), self._metrics(arch, history[epochs - 1], seconds)
+
+    def _metrics(self, arch: Arch, record: dict[str, float], seconds: float) -> dict[str, float]:
         metrics = {
             "val_acc": record["val_accuracy"],
             "val_loss": record["val_loss"],
@@ -261,12 +277,7 @@ class TrainEvaluator(Evaluator):
 
         Loaded from the checkpoint when there is one; trained (and checkpointed) otherwise.
         """
-        arch = self.space.arch(arch)
-        model, _, _ = self._train(arch, self.epochs)
-        if model is None:
-            model = self._build(arch)
-            model.load_state_dict(self._load(arch)["model"])
-        return model.cpu().eval()
+        return self.train_model(arch)[0]
 
     def checkpoint_path(self, arch: Arch | Mapping[str, Any]) -> Path | None:
         """Where the checkpoint of ``arch`` lives (None without ``checkpoint_dir``).

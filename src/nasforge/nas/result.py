@@ -15,10 +15,14 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nasforge.errors import ConfigError, MissingDependencyError
 from nasforge.space.base import Arch, Space
+from nasforge.validation import check_int
+
+if TYPE_CHECKING:
+    from nasforge.ensemble import Ensemble
 
 __all__ = ["SearchResult", "Trial", "TrialStatus"]
 
@@ -152,6 +156,50 @@ class SearchResult:
         if not points:
             return 0.0
         return hypervolume(points, reference, self.modes)
+
+    def top(self, k: int) -> list[Trial]:
+        """The ``k`` best trials of :attr:`final` by the objective, best first, one per
+        arch (fewer when fewer archs finished); ties keep trial order."""
+        check_int(k, "k", low=1)
+        ranked = sorted(
+            self.final, key=lambda t: t.metrics[self.objective], reverse=self.mode == "max"
+        )
+        top: dict[str, Trial] = {}
+        for trial in ranked:
+            top.setdefault(trial.key, trial)
+            if len(top) == k:
+                break
+        return list(top.values())
+
+    def ensemble(self, k: int = 3) -> Ensemble:
+        """The :meth:`top` ``k`` archs, rebuilt with their trained weights, as one model
+        that averages their logits (:class:`~nasforge.Ensemble`, in eval mode).
+
+        The evaluator must be able to ``load_model`` (the training evaluator: from its
+        checkpoints with ``checkpoint_dir``, else by training the arch again with the same
+        seed, which gives the same weights). Example::
+
+            ensemble = result.ensemble(3)
+            nf.Trainer(data).evaluate(ensemble)["accuracy"]
+        """
+        from nasforge.ensemble import Ensemble
+
+        load = getattr(self.evaluator, "load_model", None)
+        if not callable(load):
+            raise ConfigError(
+                f"an ensemble needs the trained models, and the evaluator "
+                f"{type(self.evaluator).__name__} cannot load them. HINT: search with "
+                "nf.TrainEvaluator (with checkpoint_dir to keep every trial's weights)",
+                field="evaluator",
+            )
+        trials = self.top(k)
+        if len(trials) < k:
+            raise ConfigError(
+                f"k={k} but only {len(trials)} distinct archs finished. HINT: ask for at "
+                f"most {len(trials)}, or search with a larger budget",
+                field="k",
+            )
+        return Ensemble([load(t.arch) for t in trials]).eval()
 
     def _has_objectives(self, trial: Trial) -> bool:
         return all(math.isfinite(trial.metrics.get(o, math.nan)) for o in self.objectives)
@@ -295,7 +343,8 @@ class SearchResult:
         ``trials.csv`` and ``trials.json`` (every trial), ``best.json`` (the best trial's
         number, key, arch, metrics and the space, which ``Space.from_dict`` rebuilds),
         ``best_model.pt`` (its trained weights, when the evaluator can ``load_model``;
-        read back with :func:`nasforge.load_model`), and with matplotlib ``progress.png``
+        read back with :func:`nasforge.load_model`; ``best_model.ts``, TorchScript, for an
+        int8 model), and with matplotlib ``progress.png``
         (and ``pareto.png`` with several objectives). ``nasforge search --out DIR`` writes
         exactly this.
         """
@@ -309,17 +358,25 @@ class SearchResult:
             written["best"] = out / "best.json"
             written["best"].write_text(json.dumps(self._best_record(best), indent=1))
             if callable(getattr(self.evaluator, "load_model", None)):
-                from nasforge.export import save_model
-
-                written["model"] = out / "best_model.pt"
-                metadata = {"arch": best.arch.to_dict(), "space": self._space_name()}
-                if getattr(self.evaluator, "build_options", None):
-                    metadata["build_options"] = self.evaluator.build_options
-                save_model(
-                    self.evaluator.load_model(best.arch), written["model"], metadata=metadata
-                )
+                written["model"] = self._save_model(best, out)
         written.update(self._save_plots(out))
         return written
+
+    def _save_model(self, best: Trial, out: Path) -> Path:
+        """``best_model.pt`` (:func:`nasforge.save_model`), or ``best_model.ts``
+        (TorchScript) for an int8 model, which only TorchScript can hold."""
+        import torch
+
+        from nasforge.export import export_torchscript, is_quantized, save_model
+
+        model = self.evaluator.load_model(best.arch)
+        if is_quantized(model):
+            example = torch.zeros(1, *self.evaluator.input_shape)
+            return export_torchscript(model, out / "best_model.ts", example)
+        metadata = {"arch": best.arch.to_dict(), "space": self._space_name()}
+        if getattr(self.evaluator, "build_options", None):
+            metadata["build_options"] = self.evaluator.build_options
+        return save_model(model, out / "best_model.pt", metadata=metadata)
 
     def _best_record(self, best: Trial) -> dict[str, Any]:
         record: dict[str, Any] = {
