@@ -36,6 +36,10 @@ SPACES: dict[str, dict[str, Any]] = {
         "input_shape": (1, 8, 8),
     },
     "nb201": {"input_shape": (3, 8, 8), "build_options": {"channels": 4, "cells_per_stage": 1}},
+    "transfer": {
+        "options": {"backbone": "resnet18", "head_widths": [16, 32]},
+        "input_shape": (3, 16, 16),
+    },
     "compressed": {
         "options": {"base": {"name": "mlp", "options": {"max_depth": 1}}, "prune": [0.0, 0.5]},
         "input_shape": (1, 8, 8),
@@ -65,6 +69,14 @@ def _compression_evaluator() -> tuple[nf.Space, nf.CompressionEvaluator]:
     base = nf.build("space", "mlp", max_depth=1, widths=[8, 16])
     space = nf.build("space", "compressed", base=base, prune=[0.0, 0.5])
     return space, nf.CompressionEvaluator(space, data, epochs=1, finetune_epochs=1, latency=False)
+
+
+def _transfer_evaluator() -> tuple[nf.Space, nf.TransferEvaluator]:
+    data = nf.load_dataset(
+        "synthetic", num_samples=40, input_shape=(3, 16, 16), num_classes=3, seed=0
+    )
+    space = nf.build("space", "transfer", backbone="resnet18", head_widths=[16])
+    return space, nf.TransferEvaluator(space, data, epochs=1, batch_size=16, latency=False)
 
 
 def _proxy(name: str) -> Callable[[], tuple[nf.Space, Any]]:
@@ -103,6 +115,7 @@ EVALUATORS: dict[str, Callable[[], tuple[nf.Space, Any]]] = {
     "snip": _proxy("snip"),
     "supernet": _supernet_evaluator,
     "compression": _compression_evaluator,
+    "transfer": _transfer_evaluator,
 }
 
 COMPRESSORS: dict[str, Callable[[Any], Any]] = {

@@ -79,6 +79,8 @@ _LAZY: dict[str, str] = {
     "SupernetEvaluator": "nasforge.evaluators.supernet",
     "CompressionEvaluator": "nasforge.evaluators.compression",
     "CompressedSpace": "nasforge.space.compression",
+    "TransferSpace": "nasforge.space.transfer",
+    "TransferEvaluator": "nasforge.evaluators.transfer",
     "ZeroCostProxy": "nasforge.evaluators.proxies",
     "Synflow": "nasforge.evaluators.proxies",
     "NASWOT": "nasforge.evaluators.proxies",
@@ -144,6 +146,8 @@ __all__ = [
     "TrainState",
     "Trainer",
     "TrainingDivergedError",
+    "TransferEvaluator",
+    "TransferSpace",
     "Trial",
     "TrialStatus",
     "UnknownArchError",
@@ -191,6 +195,7 @@ if TYPE_CHECKING:
     from nasforge.evaluators.supernet import SupernetEvaluator
     from nasforge.evaluators.tabular import TabularBenchmark
     from nasforge.evaluators.training import TrainEvaluator, retrain
+    from nasforge.evaluators.transfer import TransferEvaluator
     from nasforge.export import export_onnx, export_torchscript, load_model, save_model
     from nasforge.measure import (
         LatencyOptions,
@@ -209,6 +214,7 @@ if TYPE_CHECKING:
     from nasforge.space.base import Arch, Space
     from nasforge.space.compression import CompressedSpace
     from nasforge.space.params import Choice, Fixed, FloatRange, IntRange
+    from nasforge.space.transfer import TransferSpace
     from nasforge.strategy.base import Strategy
     from nasforge.train.callbacks import (
         Callback,

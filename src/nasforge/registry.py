@@ -71,6 +71,7 @@ _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
         "nasforge.evaluators.supernet",
         "nasforge.evaluators.proxies",
         "nasforge.evaluators.compression",
+        "nasforge.evaluators.transfer",
     ),
     "executor": (
         "nasforge.execution.serial",
@@ -78,7 +79,7 @@ _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
         "nasforge.execution.ray",
     ),
     "scheduler": ("nasforge.nas.schedulers",),
-    "space": ("nasforge.space.builtin", "nasforge.space.compression"),
+    "space": ("nasforge.space.builtin", "nasforge.space.compression", "nasforge.space.transfer"),
     "strategy": (
         "nasforge.strategy.random",
         "nasforge.strategy.grid",

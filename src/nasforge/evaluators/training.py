@@ -35,7 +35,7 @@ from nasforge.measure import LatencyOptions, count_macs, count_params
 from nasforge.nas.evaluator import Evaluator
 from nasforge.registry import register
 from nasforge.space.base import Arch, Space
-from nasforge.train.callbacks import ModelCheckpoint, load_checkpoint
+from nasforge.train.callbacks import Callback, ModelCheckpoint, load_checkpoint
 from nasforge.train.config import TrainConfig
 from nasforge.train.engine import Engine
 from nasforge.train.optim import make_optimizer
@@ -334,12 +334,19 @@ class TrainEvaluator(Evaluator):
         train = self.engine.train_data
         if isinstance(train, TensorLoader):  # a user's loader (e.g. augmented): rewind it
             train.set_epoch(len(done))
-        callbacks = [] if path is None else [ModelCheckpoint(path, save="last")]
+        engine, callbacks = self._fit_setup(arch, model)
+        if path is not None:
+            callbacks.append(ModelCheckpoint(path, save="last"))
         started = time.perf_counter()
-        history = self.engine.fit(
+        history = engine.fit(
             model, epochs=epochs, callbacks=callbacks, resume_from=path if done else None
         )
         return model, list(history), time.perf_counter() - started
+
+    def _fit_setup(self, arch: Arch, model: nn.Module) -> tuple[Engine, list[Callback]]:
+        """The engine that trains ``arch``'s ``model`` and the callbacks it needs (a
+        subclass may give each arch its own optimizer, as the transfer evaluator does)."""
+        return self.engine, []
 
     def _load(self, arch: Arch) -> dict[str, Any]:
         path = self.checkpoint_path(arch)
