@@ -41,6 +41,8 @@ def _context(kind: str, name: str) -> dict[str, object]:
     space = nf.build("space", "mlp", max_depth=1, widths=[4]) if kind == "evaluator" else _space()
     if (kind, name) == ("evaluator", "compression"):
         space = nf.build("space", "compressed", base=space, prune=[0.0, 0.5])
+    if (kind, name) == ("evaluator", "transfer"):
+        space = nf.build("space", "transfer", backbone="resnet18")
     return {
         "space": space,
         "teacher": nn.Sequential(nn.Linear(4, 3)),

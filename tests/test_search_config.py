@@ -255,7 +255,7 @@ NEW_FIELD_ERRORS = [
     ({"evaluator": "supernt"}, r"evaluator\.name.*Did you mean 'supernet'"),
     (
         {"evaluator": "tabular"},
-        r"evaluator\.name must be one of train, supernet, naswot, snip, synflow",
+        r"evaluator\.name must be one of train, supernet, compression, naswot, snip, synflow",
     ),
     ({"evaluator": 3}, r"evaluator\.name must be a name string"),
     ({"evaluator": {"name": "supernet", "opts": {}}}, r"evaluator\.opts.*unknown field"),

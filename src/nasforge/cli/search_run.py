@@ -157,19 +157,10 @@ def build_evaluator(
         data = cli_search._load_data(*config.data)
     _check_build(config, data)
     name, options = config.evaluator
-    if name == "train":
-        return TrainEvaluator(
-            config.space,
-            data,
-            config=config.training,
-            latency=config.latency if config.latency is not None else False,
-            val_fraction=config.val_fraction,
-            checkpoint_dir=checkpoint_dir,
-            build_options=config.build_options,
-        )
-    if name == "compression":
-        return CompressionEvaluator(
-            config.space,  # type: ignore[arg-type]  # checked by the config loader
+    if name in ("train", "compression"):
+        evaluator = TrainEvaluator if name == "train" else CompressionEvaluator
+        return evaluator(
+            config.space,  # type: ignore[arg-type]  # a compressed space: checked on loading
             data,
             config=config.training,
             latency=config.latency if config.latency is not None else False,

@@ -14,6 +14,8 @@ epoch::
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -21,11 +23,13 @@ from torch import nn
 
 from nasforge.errors import ConfigError
 from nasforge.evaluators.training import TrainEvaluator
+from nasforge.measure import LatencyOptions
 from nasforge.registry import register
 from nasforge.space._transfer_model import TransferModel
 from nasforge.space.base import Arch
 from nasforge.space.transfer import TransferSpace
 from nasforge.train.callbacks import Callback, TrainState
+from nasforge.train.config import TrainConfig
 from nasforge.train.engine import Engine
 from nasforge.train.optim import OPTIMIZERS
 
@@ -37,7 +41,17 @@ class TransferEvaluator(TrainEvaluator):
     """:class:`~nasforge.TrainEvaluator` for a ``transfer`` space (the same options and
     metrics); the arch's learning rates replace the config's ``lr``."""
 
-    def __init__(self, space: TransferSpace, data: Any, **options: Any) -> None:
+    def __init__(
+        self,
+        space: TransferSpace,
+        data: Any,
+        *,
+        config: TrainConfig | None = None,
+        latency: LatencyOptions | Mapping[str, Any] | bool | None = True,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        val_fraction: float = 0.2,
+        **options: Any,
+    ) -> None:
         if not isinstance(space, TransferSpace):
             raise ConfigError.invalid(
                 "space",
@@ -45,7 +59,15 @@ class TransferEvaluator(TrainEvaluator):
                 "a TransferSpace",
                 hint='e.g. nf.build("space", "transfer", backbone="resnet18")',
             )
-        super().__init__(space, data, **options)
+        super().__init__(
+            space,
+            data,
+            config=config,
+            latency=latency,
+            checkpoint_dir=checkpoint_dir,
+            val_fraction=val_fraction,
+            **options,
+        )
         if not isinstance(self.config.optimizer, str):
             raise ConfigError.invalid(
                 "optimizer",
