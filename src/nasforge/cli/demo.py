@@ -7,7 +7,8 @@
    accurate model (or the top-3 ensemble), **prune** its channels, recover with
    distillation, and **quantize** it to int8, unless int8 would make it slower.
 3. **Report** accuracy, parameters, size and batch-1 latency of the most accurate searched
-   model, the picked one and every step after it (all timed in turn, one thread), and
+   model, the picked one, the pruned float model and its int8 version (all timed in turn,
+   one thread), and
    write the trials, the results, the final model and a Pareto plot into ``out``.
 
 The pieces are public API: :func:`nasforge.search`, :class:`~nasforge.TrainEvaluator`,
