@@ -166,7 +166,7 @@ def run_method(
     """The fixed recipe and a random search for one method and seed."""
     space = nf.build("space", "transfer", backbone=backbone, weights=weights)
     out: dict[str, Any] = {}
-    # one checkpoint directory per method: the evaluator's settings do not include weights
+    # one checkpoint directory per method (a shared one is refused: other weights)
     evaluator = nf.TransferEvaluator(
         space,
         data,

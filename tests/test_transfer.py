@@ -129,3 +129,12 @@ def test_the_transfer_evaluator_needs_a_transfer_space_and_a_named_optimizer(dat
     space = nf.build("space", "transfer", backbone="resnet18")
     with pytest.raises(ConfigError, match="optimizer"):
         nf.TransferEvaluator(space, data, optimizer=torch.optim.SGD, latency=False)
+
+
+def test_a_checkpoint_dir_of_other_weights_is_refused(pretrained, data, tmp_path):
+    path, _ = pretrained
+    options = {"epochs": 1, "latency": False, "checkpoint_dir": tmp_path}
+    nf.TransferEvaluator(nf.build("space", "transfer", weights=path), data, **options)
+    scratch = nf.build("space", "transfer")  # the same backbone, no weights
+    with pytest.raises(ConfigError, match=r"checkpoint_dir .* other settings .*space"):
+        nf.TransferEvaluator(scratch, data, **options)

@@ -28,11 +28,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from nasforge.cli.search import _load_data
 from nasforge.compress.pipeline import Pipeline
-from nasforge.data.bundle import DataBundle, load_dataset
+from nasforge.data.bundle import DataBundle
 from nasforge.errors import ConfigError
 from nasforge.evaluators.training import TrainEvaluator
-from nasforge.export import export_torchscript, resolve_builder
+from nasforge.export import export_torchscript
 from nasforge.measure import compare_latency, count_params, size_on_disk
 from nasforge.nas.loop import search
 from nasforge.nas.result import SearchResult, Trial
@@ -78,17 +79,14 @@ class DemoResult:
 def load_data(name: str, seed: int = 0) -> DataBundle:
     """A registered dataset (``digits``, ``mnist1d``...) or ``package.module:function``
     returning a :class:`~nasforge.DataBundle` (called with ``seed``)."""
-    if ":" in name:
-        data = resolve_builder(name, field="data")(seed=seed)
-    elif name in available("dataset"):
-        data = load_dataset(name, seed=seed)
-    else:
+    if ":" not in name and name not in available("dataset"):
         raise ConfigError.invalid(
             "data",
             name,
             f"a registered dataset ({', '.join(available('dataset'))}) or "
             "'package.module:function' returning a nasforge DataBundle",
         )
+    data = _load_data(name, {"seed": seed})  # as `nasforge search` loads its data
     if not isinstance(data, DataBundle) or data.test is None:
         raise ConfigError.invalid(
             "data", name, "a DataBundle with a test split (nf.DataBundle(train, val, test))"

@@ -39,7 +39,7 @@ from nasforge.validation import check_int, check_number
 
 __all__ = ["CompressionEvaluator"]
 
-#: Trained uncompressed models kept in memory by an evaluator (most recent first out last).
+#: Trained uncompressed models an evaluator keeps in memory (the oldest goes first).
 _KEPT_MODELS = 8
 
 

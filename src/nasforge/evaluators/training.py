@@ -116,7 +116,7 @@ class TrainEvaluator(Evaluator):
         #: What the trials' results depend on besides the arch: a resumed search and a
         #: reused ``checkpoint_dir`` must have the same.
         self.settings: dict[str, Any] = {
-            "space": space.name,
+            "space": space.to_dict(),  # all of it: two spaces may share a name
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
             **({"build_options": self.build_options} if self.build_options else {}),

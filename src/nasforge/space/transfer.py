@@ -94,6 +94,12 @@ class TransferSpace(Space):
         ]
         super().__init__(params, name="transfer")
 
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        if self.weights is not None:  # a Path is not plain data
+            data["options"]["weights"] = os.fspath(self.weights)
+        return data
+
     def build(  # type: ignore[override]
         self, arch: Arch, *, input_shape: Sequence[int], num_classes: int
     ) -> TransferModel:
