@@ -44,3 +44,9 @@ def tiny_mlp():
         return nn.Sequential(nn.Linear(in_features, 16), nn.ReLU(), nn.Linear(16, num_classes))
 
     return make
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``ray`` run last. Once Ray is up, its threads live in this process, and
+    forking it (as the ``process`` executor does) can deadlock a child or this process."""
+    items.sort(key=lambda item: item.get_closest_marker("ray") is not None)

@@ -7,6 +7,7 @@ import pytest
 
 import nasforge as nf
 from nasforge.execution import Failure, ProcessExecutor, SerialExecutor
+from nasforge.testing.executor import occupy
 
 _LEAK: list[bytes] = []
 
@@ -93,6 +94,13 @@ def alive(pid):
 
 def unpicklable():
     return lambda: None
+
+
+def a_lock():
+    """A result that no pickler can send (Ray's cloudpickle sends lambdas)."""
+    import threading
+
+    return threading.Lock()
 
 
 def torch_tensor():
@@ -274,6 +282,7 @@ def test_shutdown_stops_running_workers():
 
 @pytest.fixture(scope="module")
 def ray_executor():
+    """One local Ray instance and executor (2 actors) shared by this module's Ray tests."""
     pytest.importorskip("ray")
     from nasforge.execution.ray import RayExecutor
 
@@ -281,40 +290,126 @@ def ray_executor():
     # 3 threads by default in a worker, 2 CPUs per trial: the trial must run on 2 threads
     env = {"PYTHONPATH": tests_dir, "OMP_NUM_THREADS": "3"}
     executor = RayExecutor(
-        workers=1,
-        cpus_per_trial=2,
+        workers=2,
+        cpus_per_trial=2,  # a local instance of 4 logical CPUs
         timeout=120,  # generous: a Ray worker's first torch import is slow on a busy machine
         init_options={"runtime_env": {"env_vars": env}},
     )
+    executor.start(wait=True)  # Ray and both actors up
     yield executor
     executor.shutdown()
 
 
+def pid():
+    return os.getpid()
+
+
+class CountsLoads:
+    """A task function that appends its worker's pid to ``log`` whenever it is unpickled
+    (as an evaluator is when a worker receives it), and returns that pid when called."""
+
+    def __init__(self, log):
+        self.log = str(log)
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        with open(self.log, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+
+    def __call__(self, x):
+        return os.getpid(), x
+
+
+def _actor_pids(executor):
+    """The pids of the executor's live actors, asked by running one task on each."""
+    for i in range(executor.workers):
+        executor.submit(i, pid)
+    return {r.value for r in _drain(executor).values()}
+
+
 @pytest.mark.slow
+@pytest.mark.ray
 def test_ray_executor_runs_tasks_and_isolates_failures(ray_executor):
     ray_executor.submit(0, square, 6)
     ray_executor.submit(1, fail, "bad trial")
     results = _drain(ray_executor)
     ray_executor.submit(2, torch_threads, torch_tensor())
+    ray_executor.submit(3, a_lock)
     results.update(_drain(ray_executor))
     assert results[0].value == 36
     assert results[1].failure is Failure.EXCEPTION and "bad trial" in results[1].error
     assert results[2].value == 2  # two CPUs per trial -> two PyTorch threads (not the 3 default)
+    assert results[3].failure is Failure.EXCEPTION and "cannot send" in results[3].error
 
 
 @pytest.mark.slow
-def test_ray_executor_timeout_cancels_the_task(ray_executor, tmp_path):
+@pytest.mark.ray
+def test_ray_actors_are_reused_and_load_a_task_function_once(ray_executor, tmp_path):
+    log = tmp_path / "loads"
+    task = CountsLoads(log)
+    results = {}
+    for i in range(12):  # as the search loop submits: one task per free worker
+        ray_executor.submit(i, task, i)
+        if not ray_executor.free:
+            results.update({r.task_id: r for r in ray_executor.wait()})
+    results.update(_drain(ray_executor))
+    assert sorted(results) == list(range(12)) and all(r.ok for r in results.values())
+    assert [results[i].value[1] for i in range(12)] == list(range(12))
+    pids = {r.value[0] for r in results.values()}
+    assert 1 <= len(pids) <= ray_executor.workers  # long-lived workers, not one per task
+    loads = log.read_text().split()
+    assert sorted(loads) == sorted(str(p) for p in pids)  # unpickled once per worker
+    assert pids <= _actor_pids(ray_executor)  # and the same workers go on
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_ray_executor_queues_tasks_beyond_its_workers(ray_executor, tmp_path):
+    """Each actor runs one task at a time; more tasks than workers wait their turn."""
+    for i in range(5):
+        ray_executor.submit(i, occupy, str(tmp_path), i)
+    assert ray_executor.running == 5 and ray_executor.free == 0
+    with pytest.raises(nf.ConfigError, match="task_id"):
+        ray_executor.submit(4, square, 1)  # already queued
+    results = _drain(ray_executor)
+    assert sorted(results) == list(range(5)) and all(r.ok for r in results.values())
+    assert max(r.value for r in results.values()) <= ray_executor.workers
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_ray_executor_timeout_kills_and_replaces_the_worker(ray_executor, tmp_path):
     pid_file, done = tmp_path / "pid", tmp_path / "done"
-    ray_executor.timeout = 0.5
+    before = _actor_pids(ray_executor)
+    ray_executor.timeout = 1.0
     try:
         ray_executor.submit(0, note_pid_then_sleep, str(pid_file), 300, str(done))
         assert wait_until(pid_file.exists, timeout=120)  # the task is in its sleep
         (result,) = _drain(ray_executor).values()
     finally:
         ray_executor.timeout = 120.0
-    assert result.failure is Failure.TIMEOUT
-    assert wait_until(lambda: not alive(int(pid_file.read_text())))  # the worker was killed
+    assert result.failure is Failure.TIMEOUT and "killed" in result.error
+    stopped = int(pid_file.read_text())
+    assert stopped in before
+    assert wait_until(lambda: not alive(stopped))  # the worker was killed
     assert not done.exists()
+    after = _actor_pids(ray_executor)  # a new worker took its place
+    assert len(after) == ray_executor.workers and stopped not in after
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_ray_executor_reports_a_crashed_worker_and_carries_on(ray_executor):
+    ray_executor.submit(0, square, 2)
+    ray_executor.submit(1, exit_abruptly, 3)
+    results = _drain(ray_executor)
+    ray_executor.submit(2, square, 5)  # the function goes again to the replacement worker
+    ray_executor.submit(3, square, 6)
+    results.update(_drain(ray_executor))
+    assert results[0].value == 4
+    assert results[1].failure is Failure.CRASHED and "worker died" in results[1].error
+    assert [results[2].value, results[3].value] == [25, 36]
+    assert len(_actor_pids(ray_executor)) == ray_executor.workers
 
 
 def test_ray_executor_without_ray_gives_the_install_hint(monkeypatch):
@@ -351,6 +446,7 @@ print(json.dumps(results))
 
 
 @pytest.mark.slow
+@pytest.mark.ray
 def test_ray_executor_joins_an_existing_cluster_and_leaves_it_running(tmp_path):
     """A cluster started apart (``ray start --head``), a search driver that joins it by
     address, and the cluster still up after the driver shut its executor down."""

@@ -320,6 +320,7 @@ def test_test_metrics_are_added_to_the_chosen_trials_only():
 
 
 @pytest.mark.slow
+@pytest.mark.ray
 def test_ray_executor_gives_the_serial_results():
     pytest.importorskip("ray")
     serial = run(Toy(), budget=6, seed=5)
