@@ -144,6 +144,7 @@ SCHEDULERS: dict[str, dict[str, Any]] = {
     "none": {},
     "successive_halving": {"min_budget": 0.5, "max_budget": 4.5, "eta": 3},
     "hyperband": {"min_budget": 1, "max_budget": 27, "eta": 3},
+    "asha": {"min_budget": 1, "max_budget": 27, "eta": 3},
 }
 
 EXECUTORS: dict[str, dict[str, Any]] = {
@@ -152,14 +153,16 @@ EXECUTORS: dict[str, dict[str, Any]] = {
     "ray": {"workers": 2},
 }
 
-#: Plugins whose cases start a cluster: marked slow.
+#: Plugins whose cases start a Ray cluster: marked slow and ray.
 SLOW = {("executor", "ray")}
 
 
 def registered(kind: str) -> list[Any]:
     """The registered names of ``kind``, as parameters (slow ones marked)."""
     return [
-        pytest.param(name, marks=pytest.mark.slow) if (kind, name) in SLOW else name
+        pytest.param(name, marks=[pytest.mark.slow, pytest.mark.ray])
+        if (kind, name) in SLOW
+        else name
         for name in nf.available(kind)
     ]
 

@@ -11,12 +11,16 @@ checkpoint instead of retraining it.
 - ``hyperband`` (Li et al. 2018): cycles through successive-halving brackets that start at
   different budgets, from the most aggressive (many trials at ``min_budget``) to plain full
   budget runs, hedging against low fidelities that rank trials badly.
+- ``asha`` (Li et al. 2020): asynchronous successive halving. Whenever a worker is free, a
+  trial in the top ``1/eta`` of a rung's results so far goes on to the next rung (the
+  highest rung first); when none can, a new trial starts at the lowest rung. No rung waits
+  to fill: while new trials may start, there is always a job for a free worker.
 
-Rungs are synchronous, and ranking uses the scores the strategy sees (maximised): a float,
-or for several objectives a tuple, ranked by non-domination then crowding distance
-(NSGA-II's order). Failed trials rank last and are never promoted; infeasible trials do not
-take a place in a rung. With several workers, a new bracket starts while an older one waits
-for its rung to complete, so workers idle less.
+Successive halving and Hyperband rungs are synchronous. Ranking uses the scores the
+strategy sees (maximised): a float, or for several objectives a tuple, ranked by
+non-domination then crowding distance (NSGA-II's order). Failed trials rank last and are
+never promoted; infeasible trials do not take a place in a rung. With several workers, a
+new bracket starts while an older one waits for its rung to complete, so workers idle less.
 
 Write your own by subclassing :class:`Scheduler` and registering it::
 
@@ -37,7 +41,7 @@ from nasforge.errors import ConfigError
 from nasforge.registry import register
 from nasforge.validation import check_int, check_number
 
-__all__ = ["FullBudget", "Hyperband", "Job", "Scheduler", "SuccessiveHalving"]
+__all__ = ["ASHA", "FullBudget", "Hyperband", "Job", "Scheduler", "SuccessiveHalving"]
 
 #: What a scheduler ranks: a float to maximise, a tuple of them, or None (failed).
 Score = float | tuple[float, ...] | None
@@ -172,8 +176,8 @@ class _Bracket:
 MAX_HALVINGS = 30  # a bracket of eta**30 trials is already far beyond any search
 
 
-class _Brackets(Scheduler):
-    """Shared machinery: brackets opened in a fixed cycle, older brackets served first."""
+class _Rungs(Scheduler):
+    """Shared options: budgets from ``min_budget`` to ``max_budget``, ``eta`` times apart."""
 
     def __init__(self, *, min_budget: float, max_budget: float, eta: int = 3) -> None:
         check_number(min_budget, "scheduler.min_budget", low=0, low_open=True)
@@ -192,9 +196,29 @@ class _Brackets(Scheduler):
                 "scheduler.min_budget",
                 min_budget,
                 f"at least max_budget / eta**{MAX_HALVINGS} (at most {MAX_HALVINGS} halvings)",
-                f"with max_budget={max_budget} and eta={eta}, a bracket would start "
-                f"{eta}**{self.s_max} trials",
+                f"with max_budget={max_budget} and eta={eta}, {self._too_many()}",
             )
+
+    def _too_many(self) -> str:
+        """What ``s_max`` above the limit would mean (for the error message)."""
+        return f"a bracket would start {self.eta}**{self.s_max} trials"
+
+    def _budgets(self, s: int) -> list[float]:
+        budgets = [self.max_budget * self.eta ** (i - s) for i in range(s + 1)]
+        return [max(1, round(b)) for b in budgets] if self.integral else budgets
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(min_budget={self.min_budget}, "
+            f"max_budget={self.max_budget}, eta={self.eta})"
+        )
+
+
+class _Brackets(_Rungs):
+    """Shared machinery: brackets opened in a fixed cycle, older brackets served first."""
+
+    def __init__(self, *, min_budget: float, max_budget: float, eta: int = 3) -> None:
+        super().__init__(min_budget=min_budget, max_budget=max_budget, eta=eta)
         self._brackets: list[_Bracket] = []
         self._owner: dict[int, _Bracket] = {}
         self._opened = 0
@@ -206,10 +230,6 @@ class _Brackets(Scheduler):
     def bracket(self, s: int) -> tuple[int, list[float]]:
         """Size and rung budgets of the bracket with ``s`` halvings."""
         raise NotImplementedError
-
-    def _budgets(self, s: int) -> list[float]:
-        budgets = [self.max_budget * self.eta ** (i - s) for i in range(s + 1)]
-        return [max(1, round(b)) for b in budgets] if self.integral else budgets
 
     def next_job(self, new_trial: int | None) -> Job | None:
         self._brackets = [b for b in self._brackets if not b.done]
@@ -240,12 +260,6 @@ class _Brackets(Scheduler):
             b.closed = True
             final += b.settle()
         return final
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(min_budget={self.min_budget}, "
-            f"max_budget={self.max_budget}, eta={self.eta})"
-        )
 
 
 @register("scheduler", "successive_halving")
@@ -287,6 +301,96 @@ class Hyperband(_Brackets):
     def bracket(self, s: int) -> tuple[int, list[float]]:
         size = math.ceil((self.s_max + 1) / (s + 1) * self.eta**s)
         return size, self._budgets(s)
+
+
+@register("scheduler", "asha")
+class ASHA(_Rungs):
+    """Asynchronous successive halving (Li et al. 2020): rungs at ``max_budget * eta**-k``
+    for ``k = s_max, ..., 0``, as successive halving's first bracket, but no rung waits.
+
+    Whenever a worker is free, the best trial of the highest rung that has one in the top
+    ``len(rung) // eta`` of its results so far (failed trials included) and not promoted
+    yet goes on to the next rung; otherwise a new trial starts at the lowest rung. A trial
+    that is not promoted now may be later, once the rung has more results, so trials below
+    ``max_budget`` become final only when the search's budget is reached and nothing can be
+    promoted any more; trials reaching ``max_budget``, failed and infeasible ones are final
+    at once.
+    """
+
+    name = "asha"
+
+    def __init__(self, *, min_budget: float, max_budget: float, eta: int = 3) -> None:
+        super().__init__(min_budget=min_budget, max_budget=max_budget, eta=eta)
+        #: the budget of each rung, lowest first
+        self.budgets = self._budgets(self.s_max)
+        self._results: list[dict[int, Score]] = [{} for _ in self.budgets]
+        self._promoted: list[set[int]] = [set() for _ in self.budgets]
+        self._top: list[list[int] | None] = [None for _ in self.budgets]  # cached ranking
+        self._running: dict[int, int] = {}  # trial -> the rung its job runs at
+        self._waiting: set[int] = set()  # not final, not running: may still be promoted
+        self._closed = False
+
+    def _too_many(self) -> str:
+        return f"there would be {self.s_max + 1} rungs"
+
+    def next_job(self, new_trial: int | None) -> Job | None:
+        found = self._promotable()
+        if found is not None:
+            trial, rung = found
+            self._promoted[rung].add(trial)
+            self._waiting.discard(trial)
+            self._running[trial] = rung + 1
+            return Job(trial, self.budgets[rung + 1], new=False)
+        if new_trial is None:
+            return None
+        self._running[new_trial] = 0
+        return Job(new_trial, self.budgets[0], new=True)
+
+    def report(self, trial: int, score: Score, *, infeasible: bool = False) -> list[int]:
+        rung = self._running.pop(trial)
+        final: list[int] = []
+        if infeasible:  # takes no place in the rung
+            final.append(trial)
+        else:
+            self._results[rung][trial] = score
+            self._top[rung] = None
+            if score is None or rung + 1 == len(self.budgets):
+                final.append(trial)
+            else:
+                self._waiting.add(trial)
+        return final + self._settle()
+
+    def close(self) -> list[int]:
+        self._closed = True
+        return self._settle()
+
+    def promotable(self, rung: int) -> list[int]:
+        """The trials of ``rung`` that would go on now, best first: those in the top
+        ``len(rung) // eta`` of its results, not failed and not promoted yet."""
+        top = self._top[rung]
+        if top is None:
+            results = self._results[rung]
+            trials = list(results)
+            best = rank([results[t] for t in trials])[: len(trials) // self.eta]
+            top = self._top[rung] = [trials[i] for i in best if results[trials[i]] is not None]
+        return [t for t in top if t not in self._promoted[rung]]
+
+    def _promotable(self) -> tuple[int, int] | None:
+        """The next promotion, ``(trial, rung)``, from the highest rung that has one."""
+        for rung in range(len(self.budgets) - 2, -1, -1):
+            chosen = self.promotable(rung)
+            if chosen:
+                return chosen[0], rung
+        return None
+
+    def _settle(self) -> list[int]:
+        """Once no new trial may start, nothing runs and nothing can be promoted, the
+        waiting trials are final."""
+        if not self._closed or self._running or self._promotable() is not None:
+            return []
+        final = sorted(self._waiting)
+        self._waiting.clear()
+        return final
 
 
 def rank(scores: Sequence[Score]) -> list[int]:
