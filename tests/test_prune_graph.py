@@ -133,7 +133,7 @@ def test_reducing_the_channels_or_everything_fences_them_off(reduce, reason):
 def test_reducing_a_parameter_fences_off_what_reads_it():
     groups, fixed = analyse(Reduce(lambda m, a: m.p.mean((2, 3)) + a.mean((2, 3))), IMAGES)
     assert groups == {}
-    assert fixed["a"] == fixed["bn"] == "mean over all dimensions"
+    assert fixed["a"] == fixed["bn"] == "mean of an unknown tensor"
 
 
 @pytest.mark.parametrize(
@@ -153,7 +153,7 @@ def test_flattening_a_parameter_fences_off_what_reads_it(flat):
             return self.bn(flat(self.p)).sum() + self.e(x).sum()
 
     _, fixed = analyse(Net(), IMAGES)
-    assert fixed["bn"] == "flatten of an unknown tensor"
+    assert fixed["bn"] in ("flatten of an unknown tensor", "view of an unknown tensor")
 
 
 class Add(nn.Module):
@@ -305,12 +305,20 @@ def test_scaling_by_a_scalar_keeps_the_channels_prunable(scale):
 
 
 @pytest.mark.parametrize("op", ["add", "mul"])
-def test_a_parameter_with_its_own_channels_fences_them_off(op):
+def test_a_parameter_with_its_own_channels_is_pruned_with_them(op):
     combine = {"add": lambda m, y: y + m.bias, "mul": lambda m, y: m.bias * y}[op]
     groups, fixed = analyse(Scaled(combine), IMAGES)
-    assert groups == {}
-    reason = f"{op} broadcasts over channels"
-    assert fixed == {"e": reason, "bn": reason, "head": "model output"}
+    assert groups == {"e": ["", "bn", "e", "head"]}  # "": the model's own parameter
+    assert fixed == {"head": "model output"}
+    small = prune_channels(Scaled(combine), IMAGES, ratio=0.5)
+    assert small.bias.shape == (1, 2, 1, 1) and small(IMAGES).shape == (2, 2, 4, 4)
+
+
+def test_a_parameter_that_broadcasts_into_the_channels_fences_them_off():
+    combine = lambda m, y: y.sum(1, keepdim=True) + m.bias  # noqa: E731
+    _, fixed = analyse(Scaled(combine), IMAGES)
+    assert fixed["e"] == "sum over the channels"
+    assert fixed["bn"] == "add broadcasts over channels"
 
 
 class Gate(nn.Module):
@@ -452,18 +460,10 @@ class Split(nn.Module):
         return self.head(self.middle(self.a(x)))
 
 
-@pytest.mark.parametrize(
-    ("middle", "reason"),
-    [
-        (nn.Conv2d(4, 4, 1, groups=2), "middle is a grouped convolution (groups=2)"),
-        (nn.Linear(4, 4), "middle is a linear layer over a non-2D input"),
-    ],
-    ids=["grouped", "linear-over-pixels"],
-)
-def test_layers_that_mix_channels_in_ways_not_understood_are_fenced_off(middle, reason):
-    groups, fixed = analyse(Split(middle), IMAGES)
+def test_a_linear_layer_over_the_pixels_fences_off_the_channels():
+    groups, fixed = analyse(Split(nn.Linear(4, 4)), IMAGES)
     assert "a" not in groups
-    assert fixed["a"] == reason
+    assert fixed["a"] == "middle is a linear layer over a non-channel dim"
 
 
 def test_excluded_layers_fix_the_channels_they_read_and_write():
@@ -601,8 +601,20 @@ class Flat(nn.Module):
         lambda y: y.reshape(y.size(0), -1),
         lambda y: y.view((y.size(0), -1)),
         lambda y: y.view(y.size(0), -1, 4, 4).flatten(1),
+        lambda y: y.flatten(1, 2).flatten(1),
+        lambda y: y.view(y.size(0), -1, 16).flatten(1),
     ],
-    ids=["flatten", "start_dim=", "method", "view", "reshape", "view-tuple", "same-shape"],
+    ids=[
+        "flatten",
+        "start_dim=",
+        "method",
+        "view",
+        "reshape",
+        "view-tuple",
+        "same-shape",
+        "in-two-steps",
+        "view-3-D",
+    ],
 )
 def test_flattening_the_channels_gives_each_one_its_block_of_features(flat):
     graph = build_graph(Flat(flat).eval(), IMAGES)
@@ -615,23 +627,19 @@ def test_flattening_the_channels_gives_each_one_its_block_of_features(flat):
 
 
 @pytest.mark.parametrize(
-    ("flat", "operation"),
+    ("flat", "reason"),
     [
-        (lambda y: torch.flatten(y), "flatten"),  # the batch too
-        (lambda y: y.flatten(1, 2), "flatten"),  # not the columns
-        (lambda y: y.flatten(1, end_dim=2), "flatten"),
-        (lambda y: y.view(-1), "view"),
-        (lambda y: y.view(y.size(0), 64), "view"),  # a literal size would go stale
-        (lambda y: y.reshape(-1, 64), "reshape"),
-        (lambda y: y.view(y.size(0), -1, 16), "view"),  # not [batch, features]
-        (lambda y: torch.roll(y, 1, -1), "roll"),
+        (lambda y: torch.flatten(y), "flatten that interleaves the channels"),  # the batch
+        (lambda y: y.view(-1), "a reshape that mixes the channels with other dimensions"),
+        (lambda y: y.view(y.size(0), 64), "a reshape to a constant number of channels"),
+        (lambda y: y.reshape(-1, 64), "a reshape to a constant number of channels"),
+        (lambda y: torch.roll(y, 1, -1), "operation 'roll' is not understood"),
     ],
-    ids=["all", "end=2", "end_dim=2", "1-D", "literal", "literal-reshape", "3-D", "roll"],
+    ids=["all", "1-D", "literal", "literal-reshape", "roll"],
 )
-def test_other_reshapes_of_the_channels_fence_them_off(flat, operation):
+def test_other_reshapes_of_the_channels_fence_them_off(flat, reason):
     groups, fixed = analyse(Flat(flat, linear=False), IMAGES)
     assert groups == {}
-    reason = f"operation {operation!r} is not understood"
     assert fixed["a"] == fixed["bn"] == reason
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "JournalError",
     "MissingDependencyError",
     "NasforgeError",
+    "PruningWarning",
     "RegistryError",
     "SlowdownWarning",
     "StrategyStateError",
@@ -120,6 +121,11 @@ class StrategyStateError(NasforgeError):
 class SlowdownWarning(UserWarning):
     """A compression step made the model slower on the CPU (e.g. int8 on a model too small
     for quantized kernels to pay off); the compression report lists it too."""
+
+
+class PruningWarning(UserWarning):
+    """Structured pruning left layers whole that it did not understand (the warning names
+    them and why), or found nothing to prune at all."""
 
 
 class UnknownArchError(NasforgeError, KeyError):

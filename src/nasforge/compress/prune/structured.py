@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,10 +18,14 @@ import torch
 from torch import nn
 
 from nasforge.compress.base import Compressor
-from nasforge.compress.prune.graph import DependencyGraph, build_graph
+from nasforge.compress.prune.attention import (
+    PrunedMultiheadAttention,
+    PrunedShiftedWindowAttention,
+)
+from nasforge.compress.prune.graph import ChannelGroup, DependencyGraph, build_graph
 from nasforge.compress.prune.importance import Importance, resolve_importance
 from nasforge.compress.prune.schedule import SCHEDULES, schedule_amounts
-from nasforge.errors import ConfigError, UnsupportedModelError
+from nasforge.errors import ConfigError, PruningWarning, UnsupportedModelError
 from nasforge.registry import register
 from nasforge.validation import check_choice, check_int, check_number, check_str_list
 
@@ -46,6 +51,36 @@ def keep_count(channels: int, ratio: float, *, round_to: int = 1, min_channels: 
     if round_to > 1:
         keep = max(round_to, keep - keep % round_to)
     return max(1, min(channels, max(keep, min_channels)))
+
+
+def _target(group: ChannelGroup, ratio: float, round_to: int, min_channels: int) -> int:
+    """How many channels (or heads) of ``group`` survive: the same number in each of its
+    blocks; ``round_to`` and ``min_channels`` count channels of ungrouped groups only."""
+    if group.unit != "channels":
+        return keep_count(group.size, ratio)
+    if group.blocks > 1:
+        return group.blocks * keep_count(group.size // group.blocks, ratio)
+    return keep_count(group.size, ratio, round_to=round_to, min_channels=min_channels)
+
+
+def _warn_skipped(graph: DependencyGraph) -> None:
+    """Say which layers the analysis left whole, and when nothing can be pruned at all."""
+    skipped = graph.skipped
+    if skipped:
+        shown = "; ".join(f"{name}: {why}" for name, why in list(skipped.items())[:8])
+        more = f" (and {len(skipped) - 8} more)" if len(skipped) > 8 else ""
+        warnings.warn(
+            f"structured pruning left the channels of {len(skipped)} layer(s) whole: {shown}{more}",
+            PruningWarning,
+            stacklevel=3,
+        )
+    if not graph.groups:
+        warnings.warn(
+            "structured pruning found no channels it can remove in this model; it is "
+            "returned unchanged",
+            PruningWarning,
+            stacklevel=3,
+        )
 
 
 def prune_channels(
@@ -80,10 +115,8 @@ def prune_channels(
     check_int(min_channels, "min_channels", low=1)
     scorer = resolve_importance(importance)
     graph = build_graph(model, example_inputs, exclude=exclude, leaf_modules=leaf_modules)
-    targets = {
-        g.name: keep_count(g.size, ratio, round_to=round_to, min_channels=min_channels)
-        for g in graph.groups
-    }
+    _warn_skipped(graph)
+    targets = {g.name: _target(g, ratio, round_to, min_channels) for g in graph.groups}
     targets.update(keep or {})
     pruned, _ = _prune(model, graph, targets, scorer, example_inputs)
     return pruned
@@ -115,8 +148,16 @@ def _prune(
                 f"{group.size} channels; expected one score per channel",
                 field="importance",
             )
-        kept = torch.topk(scores, target, sorted=False).indices
-        plan[group.id] = kept.sort().values
+        if target % group.blocks:
+            raise ConfigError.invalid(
+                f"keep[{group.name!r}]",
+                target,
+                f"a multiple of {group.blocks} (the groups of the convolution)",
+            )
+        per_block = scores.view(group.blocks, -1)
+        kept = torch.topk(per_block, target // group.blocks, sorted=False).indices
+        kept = kept + torch.arange(group.blocks).unsqueeze(1) * per_block.shape[1]
+        plan[group.id] = kept.flatten().sort().values
     inputs = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
     reference = _output_shapes(model, inputs)
     pruned = copy.deepcopy(model)
@@ -178,8 +219,12 @@ def _apply_plan(graph: DependencyGraph, plan: dict[int, torch.Tensor], model: nn
     for name, spec in graph.specs.items():
         module = model.get_submodule(name)
         out_idx = graph.keep_index(spec.out, plan)
-        in_idx = graph.keep_index(spec.inp, plan) if spec.kind in ("conv", "linear") else None
+        reads = spec.kind in ("conv", "grouped", "linear")
+        in_idx = graph.keep_index(spec.inp, plan) if reads else None
         if out_idx is None and in_idx is None:
+            continue
+        if spec.kind == "grouped":
+            _select_grouped(module, out_idx, in_idx)
             continue
         for tensor in ("weight", "bias", "running_mean", "running_var"):
             _select(module, tensor, 0, out_idx)
@@ -195,6 +240,38 @@ def _apply_plan(graph: DependencyGraph, plan: dict[int, torch.Tensor], model: nn
             module.normalized_shape = (len(out_idx),)
         else:
             module.num_features = len(out_idx)
+    for param in graph.params.values():
+        index = graph.keep_index(param.layout, plan)
+        owner = model.get_submodule(param.owner)
+        _select(owner, param.tensor, param.dim, index)
+        if index is not None and isinstance(owner, nn.LayerNorm):
+            owner.normalized_shape = (len(index),)
+    for name, space in graph.attention.items():
+        heads = plan.get(graph.spaces.find(space))
+        if heads is not None:
+            parent, _, child = name.rpartition(".")
+            attention = model.get_submodule(name)
+            replacement = (
+                PrunedMultiheadAttention
+                if isinstance(attention, nn.MultiheadAttention)
+                else PrunedShiftedWindowAttention
+            )
+            pruned = replacement.from_attention(attention, heads)
+            setattr(model.get_submodule(parent), child, pruned)
+
+
+def _select_grouped(
+    conv: nn.Module, out_idx: torch.Tensor | None, in_idx: torch.Tensor | None
+) -> None:
+    """Keep channels of a grouped convolution: as many in each group, so groups stay."""
+    groups, weight = conv.groups, conv.weight.detach()
+    rows = (out_idx if out_idx is not None else torch.arange(weight.shape[0])).view(groups, -1)
+    cols = in_idx if in_idx is not None else torch.arange(conv.in_channels)
+    cols = cols.view(groups, -1) - torch.arange(groups).unsqueeze(1) * weight.shape[1]
+    kept = torch.cat([weight[r][:, c] for r, c in zip(rows, cols, strict=True)])
+    conv.weight = nn.Parameter(kept.clone(), requires_grad=conv.weight.requires_grad)
+    _select(conv, "bias", 0, out_idx)
+    conv.out_channels, conv.in_channels = kept.shape[0], kept.shape[1] * groups
 
 
 def _select(module: nn.Module, name: str, dim: int, index: torch.Tensor | None) -> None:
@@ -279,9 +356,10 @@ class ChannelPruner(Compressor):
     def apply(self, model: nn.Module, trainer: Engine) -> nn.Module:
         """Prune ``model`` (a pruned copy is returned) and fine-tune it between steps."""
         example = trainer.sample_inputs(2).to(next(model.parameters()).device)
-        original: dict[str, int] | None = None
+        original: dict[str, ChannelGroup] | None = None
         sizes: dict[str, list[int]] = {}
         params_before = sum(p.numel() for p in model.parameters())
+        skipped: dict[str, str] = {}
         for step, amount in enumerate(self.amounts, start=1):
             if getattr(self.importance, "requires_grad", False):
                 _accumulate_gradients(model, trainer, self.taylor_batches)
@@ -289,10 +367,12 @@ class ChannelPruner(Compressor):
                 model, example, exclude=self.exclude, leaf_modules=self.leaf_modules
             )
             if original is None:
-                original = {g.name: g.size for g in graph.groups}
+                _warn_skipped(graph)
+                original = {g.name: g for g in graph.groups}
+                skipped = graph.skipped
             targets = {
-                name: keep_count(n, amount, round_to=self.round_to, min_channels=self.min_channels)
-                for name, n in original.items()
+                name: _target(group, amount, self.round_to, self.min_channels)
+                for name, group in original.items()
             }
             pruned, step_sizes = _prune(model, graph, targets, self.importance, example)
             model.zero_grad(set_to_none=True)  # gradients of a Taylor estimate
@@ -300,7 +380,7 @@ class ChannelPruner(Compressor):
             if self.bn_recalibration_batches:
                 _recalibrate_bn(model, trainer, self.bn_recalibration_batches)
             for name, (_, after) in step_sizes.items():
-                sizes[name] = [original.get(name, after), after]
+                sizes[name] = [original[name].size if name in original else after, after]
             logger.info(
                 "channel_prune step %d/%d: ratio %.3f, %d groups, %d parameters",
                 step,
@@ -321,6 +401,7 @@ class ChannelPruner(Compressor):
             "params_before": params_before,
             "params_after": sum(p.numel() for p in model.parameters()),
             "channels": sizes,
+            "skipped": skipped,
         }
         return model
 
