@@ -42,7 +42,12 @@ from nasforge import registry
 from nasforge.compress.pipeline import Pipeline
 from nasforge.compress.report import CompressionReport
 from nasforge.config import call_user, check_fields, check_registered, kwargs, named, read_yaml
-from nasforge.data.bundle import DataBundle
+from nasforge.data.bundle import (
+    TORCHVISION_PREFIX,
+    DataBundle,
+    check_dataset_name,
+    dataset_call,
+)
 from nasforge.errors import CheckpointError, ConfigError, NasforgeError
 from nasforge.export import (
     FORMAT,
@@ -99,10 +104,7 @@ def load_config(source: str | os.PathLike[str] | dict[str, Any]) -> CompressConf
     resolve_builder(model_name, field="model.name")
     data_name, data = named(raw["data"], "data")
     check_fields(data, "data", _DATA_KEYS)
-    if ":" in data_name:
-        resolve_builder(data_name, field="data.name")
-    else:
-        check_registered("dataset", data_name, "data.name", "or 'package.module:function'")
+    check_dataset_name(data_name, "data.name")
     state_dict = check_str(model.get("state_dict"), "model.state_dict", optional=True)
     measure = dict(check_fields(raw.get("measure"), "measure", _MEASURE_KEYS))
     try:
@@ -187,11 +189,12 @@ def _load_weights(model: nn.Module, path: Path) -> nn.Module:
 
 def _build_trainer(config: CompressConfig) -> Trainer:
     """The Trainer over the config's data: a DataBundle or ``(train, val[, test])``."""
-    if ":" in config.data:
+    if ":" in config.data and not config.data.startswith(TORCHVISION_PREFIX):
         builder = resolve_builder(config.data, field="data.name")
         data = call_user(builder, config.data_options, "data.options", name=config.data)
     else:
-        data = call_user(registry.get("dataset", config.data), config.data_options, "data.options")
+        registered, options = dataset_call(config.data, config.data_options)
+        data = call_user(registry.get("dataset", registered), options, "data.options")
     if isinstance(data, DataBundle):
         return Trainer(data, config=config.trainer)
     if isinstance(data, tuple | list) and len(data) in (2, 3):

@@ -1,4 +1,5 @@
-"""Datasets that ship with nasforge or are generated locally, and data plumbing."""
+"""Datasets that ship with nasforge, are generated locally or are read from files, and data
+plumbing."""
 
 from nasforge.data.bundle import DataBundle, load_dataset, stratified_split
 from nasforge.data.loaders import TensorLoader, as_loader
