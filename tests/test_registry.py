@@ -36,6 +36,7 @@ def test_every_kind_is_listed_and_sorted():
         "executor",
         "scheduler",
         "dataset",
+        "tracker",
     }
     for kind in nf.KINDS:
         names = nf.available(kind)
@@ -283,11 +284,18 @@ def test_unknown_kinds_and_names_are_refused_everywhere():
             call()
         assert str(info.value).startswith(
             "unknown plugin kind 'strategies'; expected one of compressor, dataset, evaluator, "
-            "executor, scheduler, space, strategy. Did you mean 'strategy'?"
+            "executor, scheduler, space, strategy, tracker. Did you mean 'strategy'?"
         )
     with pytest.raises(RegistryError) as info:
         nf.unregister("dataset", "nothing_like_it")
-    assert str(info.value).startswith("unknown dataset 'nothing_like_it'; available: digits, ")
+    # the list is whatever is registered now (built-ins, entry points, other tests' plugins),
+    # sorted and complete
+    known = nf.available("dataset")
+    assert {"csv", "digits", "mnist1d", "synthetic"} <= set(known)
+    assert known == sorted(known)
+    assert str(info.value).startswith(
+        f"unknown dataset 'nothing_like_it'; available: {', '.join(known)}."
+    )
     with pytest.raises(RegistryError, match=r"unknown dataset 3; available"):
         nf.get("dataset", 3)
 

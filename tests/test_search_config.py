@@ -579,9 +579,9 @@ def _constraint_item(item):
 def _scheduler_section(value):
     if value is None or value == "none" or value == {"name": "none"}:
         return True
-    if isinstance(value, dict) and value.get("name") in ("hyperband", "successive_halving"):
+    if isinstance(value, dict) and value.get("name") in ("hyperband", "successive_halving", "asha"):
         return None
-    return False  # hyperband and successive_halving need their budgets
+    return False  # hyperband, successive_halving and asha need their budgets
 
 
 def _latency(value):

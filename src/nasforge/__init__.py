@@ -16,6 +16,7 @@ from nasforge.errors import (
     JournalError,
     MissingDependencyError,
     NasforgeError,
+    PruningWarning,
     RegistryError,
     SlowdownWarning,
     StrategyStateError,
@@ -85,20 +86,29 @@ _LAZY: dict[str, str] = {
     "Synflow": "nasforge.evaluators.proxies",
     "NASWOT": "nasforge.evaluators.proxies",
     "SNIP": "nasforge.evaluators.proxies",
+    "ASHA": "nasforge.nas.schedulers",
     "Hyperband": "nasforge.nas.schedulers",
     "Scheduler": "nasforge.nas.schedulers",
     "SuccessiveHalving": "nasforge.nas.schedulers",
     "SearchResult": "nasforge.nas.result",
+    "CallbackWarning": "nasforge.nas.callbacks",
+    "SearchCallback": "nasforge.nas.callbacks",
+    "SearchInfo": "nasforge.nas.callbacks",
+    "MLflowTracker": "nasforge.nas.trackers",
+    "TensorBoardTracker": "nasforge.nas.trackers",
+    "Tracker": "nasforge.nas.trackers",
     "Trial": "nasforge.nas.result",
     "TrialStatus": "nasforge.nas.result",
 }
 
 __all__ = [
+    "ASHA",
     "KINDS",
     "NASWOT",
     "SNIP",
     "Arch",
     "Callback",
+    "CallbackWarning",
     "ChannelPruner",
     "CheckpointError",
     "Choice",
@@ -121,14 +131,18 @@ __all__ = [
     "IntRange",
     "JournalError",
     "LatencyOptions",
+    "MLflowTracker",
     "MagnitudePruner",
     "MissingDependencyError",
     "ModelCheckpoint",
     "NasforgeError",
     "Pipeline",
+    "PruningWarning",
     "QATQuantizer",
     "RegistryError",
     "Scheduler",
+    "SearchCallback",
+    "SearchInfo",
     "SearchResult",
     "SlowdownWarning",
     "Space",
@@ -139,8 +153,10 @@ __all__ = [
     "Synflow",
     "TabularBenchmark",
     "TeacherEnsemble",
+    "TensorBoardTracker",
     "TensorLoader",
     "TooManyFailuresError",
+    "Tracker",
     "TrainConfig",
     "TrainEvaluator",
     "TrainState",
@@ -205,11 +221,13 @@ if TYPE_CHECKING:
         measure_latency,
         size_on_disk,
     )
+    from nasforge.nas.callbacks import CallbackWarning, SearchCallback, SearchInfo
     from nasforge.nas.evaluator import Evaluator
     from nasforge.nas.loop import search
     from nasforge.nas.objectives import Constraint
     from nasforge.nas.result import SearchResult, Trial, TrialStatus
-    from nasforge.nas.schedulers import Hyperband, Scheduler, SuccessiveHalving
+    from nasforge.nas.schedulers import ASHA, Hyperband, Scheduler, SuccessiveHalving
+    from nasforge.nas.trackers import MLflowTracker, TensorBoardTracker, Tracker
     from nasforge.pareto import hypervolume, pareto_front
     from nasforge.space.base import Arch, Space
     from nasforge.space.compression import CompressedSpace

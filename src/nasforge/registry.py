@@ -1,7 +1,7 @@
 """The one plugin registry.
 
-Every space, strategy, evaluator, compressor, executor, scheduler and dataset is
-registered here with the same decorator, whether it ships with nasforge or with a user's
+Every space, strategy, evaluator, compressor, executor, scheduler, dataset and tracker
+is registered here with the same decorator, whether it ships with nasforge or with a user's
 own code::
 
     import nasforge as nf
@@ -53,6 +53,7 @@ KINDS: tuple[str, ...] = (
     "scheduler",
     "space",
     "strategy",
+    "tracker",
 )
 
 # Modules whose import registers the built-in plugins of each kind.
@@ -64,7 +65,7 @@ _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
         "nasforge.compress.prune.structured",
         "nasforge.compress.prune.unstructured",
     ),
-    "dataset": ("nasforge.data.datasets",),
+    "dataset": ("nasforge.data.datasets", "nasforge.data.files"),
     "evaluator": (
         "nasforge.evaluators.tabular",
         "nasforge.evaluators.training",
@@ -89,6 +90,7 @@ _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
         "nasforge.strategy.nsga2",
         "nasforge.strategy.reinforce",
     ),
+    "tracker": ("nasforge.nas.trackers",),
 }
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")

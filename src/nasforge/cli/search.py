@@ -6,7 +6,8 @@
       name: nb201
       options: {}
       build_options: {channels: 16, cells_per_stage: 1}   # Space.build options (optional)
-    data: {name: mnist1d, options: {num_samples: 5000}}  # registered, or module:function
+    data: {name: mnist1d, options: {num_samples: 5000}}  # registered, module:function,
+                                    # or torchvision:CIFAR10 (options: {root: data})
     evaluator: {name: supernet, options: {calibration_batches: 8}}   # optional, default train
     strategy: {name: evolution, options: {population_size: 12}}
     budget: 40                      # trials
@@ -19,6 +20,9 @@
     warm_start: {proxy: synflow, pool: 500, top: 10, options: {batch_size: 64}}  # optional
     executor: {name: process, workers: 2, timeout: 900}                  # optional
     journal: search.jsonl           # optional, relative to DIR; default DIR/journal.jsonl
+    trackers:                       # optional: experiment trackers (relative paths: in DIR)
+      - {name: tensorboard, options: {log_dir: tb}}
+      - {name: mlflow, options: {tracking_uri: "sqlite:///mlflow.db", experiment: demo}}
     max_consecutive_failures: 10
     retrain: {epochs: 20}           # optional: the best arch trained stand-alone afterwards
 
@@ -33,7 +37,10 @@ scored with its weights) or a zero-cost proxy
 supernets included. ``warm_start`` ranks ``pool`` archs with a proxy and starts the
 strategy from the best ``top``. ``retrain`` (true: the ``training`` options; a mapping:
 those options changed) trains the best arch from scratch into ``DIR/retrained.json`` and
-``DIR/retrained_model.pt``.
+``DIR/retrained_model.pt``. ``trackers`` are registered ``tracker`` plugins
+(:class:`~nasforge.TensorBoardTracker`, :class:`~nasforge.MLflowTracker`) that record
+every trial; paths in their options (``log_dir``, a ``sqlite:///`` tracking URI) are
+relative to ``DIR`` unless absolute.
 
 A ``darts`` section (``{order: 1, guard: beta, guard_strength: 1.0, arch_lr: 3e-4,
 arch_weight_decay: 1e-3, exclude: [none], val_fraction: 0.5}``, or true) replaces the
@@ -61,6 +68,7 @@ from typing import Any
 from nasforge import registry
 from nasforge._lazy import lazy_exports
 from nasforge.config import call_user, check_fields, check_registered, kwargs, named, read_yaml
+from nasforge.data.bundle import TORCHVISION_PREFIX, check_dataset_name, dataset_call
 from nasforge.errors import (
     ConfigError,
     MissingDependencyError,
@@ -118,6 +126,7 @@ _FIELDS = (
     "max_consecutive_failures",
     "darts",
     "retrain",
+    "trackers",
 )
 _REQUIRED = ("space", "data", "budget")
 _PLUGIN_FIELDS = ("name", "options")
@@ -141,6 +150,7 @@ _SEARCH_ONLY = (
     "executor",
     "journal",
     "max_consecutive_failures",
+    "trackers",
 )
 #: Constructor arguments that the config's own sections set: never plugin options.
 _SET_BY_CONFIG = (
@@ -224,6 +234,7 @@ class SearchConfig:
     warm_start: WarmStart | None = None
     darts: dict[str, Any] | None = None  # the Darts options of a DARTS run
     retrain: TrainConfig | None = None
+    trackers: tuple[tuple[str, dict[str, Any]], ...] = ()  # (name, options), unanchored
 
     def search_options(self) -> dict[str, Any]:
         """The keyword arguments of :func:`nasforge.search` this config sets."""
@@ -287,6 +298,7 @@ def load_search_config(source: str | os.PathLike[str] | dict[str, Any]) -> Searc
         warm_start=_warm_start(raw.get("warm_start")),
         darts=darts,
         retrain=_retrain(raw.get("retrain"), training),
+        trackers=_trackers(raw.get("trackers")),
     )
     check_config(config)
     return config
@@ -311,6 +323,8 @@ def check_config(config: SearchConfig) -> None:
     scheduler = _build_field("scheduler", "scheduler", **_split_name(config.scheduler, "none"))
     if config.executor is not None:  # executors acquire workers on first use, not here
         _build_field("executor", "executor", **_split_name(config.executor, "serial"))
+    for i, (name, options) in enumerate(config.trackers):  # trackers write on first use
+        _build_field(f"trackers[{i}].options", "tracker", name, **options)
     _check_evaluator(config)
     try:
         check_setup(
@@ -431,6 +445,28 @@ def _warm_start(section: Any) -> WarmStart | None:
         raise ConfigError.invalid("warm_start.top", top, f"at most warm_start.pool ({pool})")
     options = _plugin_options(factory, spec.get("options"), "warm_start.options")
     return WarmStart(proxy.lower(), pool, top, options)
+
+
+def _trackers(section: Any) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """``trackers``: a list of registered trackers, each a name or ``{name, options}``."""
+    if section is None:
+        return ()
+    if not isinstance(section, list):
+        raise ConfigError.invalid(
+            "trackers",
+            section,
+            "a list of trackers",
+            hint="e.g. [{name: tensorboard, options: {log_dir: tb}}]",
+        )
+    trackers = []
+    for i, item in enumerate(section):
+        name, spec = named(item, f"trackers[{i}]")
+        check_fields(spec, f"trackers[{i}]", _PLUGIN_FIELDS)
+        check_registered("tracker", name, f"trackers[{i}].name")
+        factory = registry.get("tracker", name)
+        options = _plugin_options(factory, spec.get("options"), f"trackers[{i}].options", ())
+        trackers.append((name.lower(), options))
+    return tuple(trackers)
 
 
 def _darts(section: Any) -> dict[str, Any] | None:
@@ -654,10 +690,7 @@ def _journal(value: Any) -> Path | bool:
 def _data(section: Any) -> tuple[str, dict[str, Any]]:
     name, spec = named(section, "data")
     check_fields(spec, "data", _PLUGIN_FIELDS)
-    if ":" not in name:
-        check_registered("dataset", name, "data.name", also="or 'package.module:function'")
-    else:
-        resolve_builder(name, field="data.name")
+    check_dataset_name(name, "data.name")
     return name, kwargs(spec.get("options"), "data.options")
 
 
@@ -708,7 +741,11 @@ def _build_field(field_name: str, kind: str, name: str, **options: Any) -> Any:
 
 
 def _load_data(name: str, options: dict[str, Any]) -> Any:
-    if ":" not in name:
-        return _build_field("data.options", "dataset", name, **options)
+    if ":" not in name or name.startswith(TORCHVISION_PREFIX):
+        try:
+            registered, options = dataset_call(name, options)
+        except ConfigError as exc:
+            raise exc.within("data.options") from None
+        return _build_field("data.options", "dataset", registered, **options)
     builder = resolve_builder(name, field="data.name")
     return call_user(builder, options, "data.options", name=name)

@@ -17,6 +17,7 @@ from typing import Any
 # cli_search._load_data is looked up at call time, so that patching it on
 # nasforge.cli.search (as the tests do, to prove nothing loads before the config is
 # checked) reaches the loads here too.
+from nasforge import registry
 from nasforge.cli import search as cli_search
 from nasforge.cli.search import SearchConfig, _build_field
 from nasforge.data.splits import prepare_splits
@@ -136,6 +137,7 @@ def run_search(
         resume=resume and journal is not None,
         progress=progress,
         warm_start=warm,
+        callbacks=_trackers(config, out),
         **config.search_options(),
     )
     result.save(out)
@@ -270,6 +272,18 @@ def run_retrain(
 
 
 # --------------------------------------------------------------------------- run helpers
+def _trackers(config: SearchConfig, out: Path) -> list[Any]:
+    """The config's trackers, with relative paths in their options made relative to
+    ``out`` (:meth:`~nasforge.Tracker.anchor_options`)."""
+    trackers = []
+    for i, (name, options) in enumerate(config.trackers):
+        anchor = getattr(registry.get("tracker", name), "anchor_options", None)
+        if callable(anchor):
+            options = anchor(options, out)
+        trackers.append(_build_field(f"trackers[{i}].options", "tracker", name, **options))
+    return trackers
+
+
 def _journal_path(config: SearchConfig, out: Path) -> Path | None:
     if config.journal is True:
         return out / "journal.jsonl"

@@ -110,6 +110,8 @@ class TrainEvaluator(Evaluator):
         self.engine = Engine(splits.train, splits.val, test_data=splits.test, config=training)
         self.input_shape = splits.input_shape
         self.num_classes = splits.num_classes
+        #: The label of each class (``DataBundle.classes``), None when the data has none.
+        self.classes: tuple[str, ...] | None = getattr(data, "classes", None)
         self._measured: dict[str, dict[str, float]] = {}  # by arch key
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self._warm_up()

@@ -20,6 +20,7 @@ _LAZY: dict[str, str] = {
     "SearchResult": "nasforge.nas.result",
     "Trial": "nasforge.nas.result",
     "TrialStatus": "nasforge.nas.result",
+    "ASHA": "nasforge.nas.schedulers",
     "FullBudget": "nasforge.nas.schedulers",
     "Hyperband": "nasforge.nas.schedulers",
     "Scheduler": "nasforge.nas.schedulers",
@@ -30,6 +31,7 @@ _LAZY: dict[str, str] = {
 _MOVED = {"TabularBenchmark": "nasforge.evaluators.tabular"}
 
 __all__ = [
+    "ASHA",
     "Constraint",
     "Evaluator",
     "FullBudget",
@@ -50,7 +52,7 @@ if TYPE_CHECKING:
     from nasforge.nas.loop import search
     from nasforge.nas.objectives import Constraint, Objectives
     from nasforge.nas.result import SearchResult, Trial, TrialStatus
-    from nasforge.nas.schedulers import FullBudget, Hyperband, Scheduler, SuccessiveHalving
+    from nasforge.nas.schedulers import ASHA, FullBudget, Hyperband, Scheduler, SuccessiveHalving
 
 _lazy, __dir__ = lazy_exports(__name__, globals(), _LAZY)
 _moved = moved(__name__, _MOVED)

@@ -41,6 +41,7 @@ from typing import Any
 from nasforge._progress import progress_bar
 from nasforge.errors import ConfigError, NasforgeError, TooManyFailuresError
 from nasforge.execution.base import Executor, TaskResult
+from nasforge.nas.callbacks import CallbackList, SearchCallback, SearchInfo
 from nasforge.nas.evaluator import Evaluator
 from nasforge.nas.journal import Journal
 from nasforge.nas.objectives import (
@@ -86,6 +87,7 @@ def search(
     strategy_options: Mapping[str, Any] | None = None,
     warm_start: Iterable[Arch | str] | None = None,
     progress: bool | None = None,
+    callbacks: Sequence[SearchCallback] | None = None,
 ) -> SearchResult:
     """Search ``space`` until ``budget`` trials are done; return a :class:`SearchResult`.
 
@@ -102,8 +104,10 @@ def search(
     trials whatever the timing. ``test``: add the evaluator's test metrics to the best
     trial(s). ``warm_start``: archs the strategy begins with (:meth:`Strategy.warm_start`),
     e.g. the best of a pool ranked by a zero-cost proxy. ``progress``: a bar (None: when
-    standard error is a terminal). Ctrl-C marks
-    running trials interrupted and returns what was found. docs/search.md has the details.
+    standard error is a terminal). ``callbacks``: search callbacks, e.g.
+    ``[nf.TensorBoardTracker("runs")]``; one that raises is warned about, the search goes
+    on (docs/trackers.md). Ctrl-C marks running trials interrupted and returns what was
+    found. docs/search.md has the details.
     """
     _check_arguments(space, evaluator, budget, max_consecutive_failures, resume, journal)
     check_bool(deterministic, "deterministic")
@@ -118,12 +122,24 @@ def search(
         constraints=parse_constraints(constraints),
         max_consecutive_failures=max_consecutive_failures,
         deterministic=deterministic,
+        callbacks=CallbackList(callbacks),
     )
     run.check()
-    run.run(executor, journal, resume, progress, dict(strategy_options or {}))
-    result = run.result()
-    if test and not run.interrupted:
-        _add_test_metrics(evaluator, result)
+    return _complete(run, test, executor, journal, resume, progress, dict(strategy_options or {}))
+
+
+def _complete(run: _Search, test: bool, *arguments: Any) -> SearchResult:
+    """Run the search (``arguments`` go to :meth:`_Search.run`) and test its best trial(s);
+    the callbacks' ``on_search_end`` follows however it ends."""
+    try:
+        run.run(*arguments)
+        result = run.result()
+        if test and not run.interrupted:
+            _add_test_metrics(run.evaluator, result)
+    except BaseException as exc:
+        run.callbacks.end(run.result(), exc)
+        raise
+    run.callbacks.end(result, None)
     return result
 
 
@@ -213,8 +229,11 @@ class _Search:
         constraints: tuple[Constraint, ...],
         max_consecutive_failures: int | None,
         deterministic: bool,
+        callbacks: CallbackList | None = None,
     ) -> None:
         self.space = space
+        self.callbacks = callbacks if callbacks is not None else CallbackList(None)
+        self.replayed: set[int] = set()  # trials whose last result came from the journal
         self.evaluator = evaluator
         self.strategy = strategy
         self.scheduler = scheduler
@@ -293,12 +312,32 @@ class _Search:
                 self.load(log)
             workers = _make_plugin("executor", executor, Executor, None)
             try:
+                self.callbacks.begin(self.info(identity, journal, resume))
                 self.execute(workers, log, progress)
             finally:
                 workers.shutdown()
         finally:
             if log is not None:
                 log.close()
+
+    def info(
+        self, identity: dict[str, Any], journal: str | os.PathLike[str] | None, resume: bool
+    ) -> SearchInfo:
+        """What the search callbacks are told when the search begins."""
+        return SearchInfo(
+            space=self.space,
+            evaluator=self.evaluator,
+            strategy=self.strategy.name,
+            objectives=self.objectives.names,
+            modes=self.objectives.modes,
+            budget=self.budget,
+            seed=self.strategy.seed,
+            constraints=tuple(identity["constraints"]),
+            scheduler=identity["scheduler"],
+            strategy_options=identity["strategy_options"],
+            journal=None if journal is None else Path(journal).resolve(),
+            resumed=resume,
+        )
 
     # --- resume ----------------------------------------------------------------------------
     def load(self, journal: Journal) -> None:
@@ -426,6 +465,10 @@ class _Search:
         job = self.jobs[index]
         trial = self.trials[job.trial]
         live = (job.trial, _budget_key(job.budget)) not in self.recorded
+        if live:
+            self.replayed.discard(trial.number)
+        else:
+            self.replayed.add(trial.number)
         trial.duration += outcome.duration
         score = self._settle(trial, outcome)
         if live and self.journal is not None:
@@ -478,6 +521,7 @@ class _Search:
             trial = self.trials[number]
             score = self.scores.get(number)
             self.strategy.tell(trial.arch, score)
+            self.callbacks.trial_end(trial, trial.number in self.replayed)
             if trial.status is TrialStatus.INFEASIBLE:
                 continue
             self._log_best(trial, score)

@@ -341,7 +341,8 @@ class SearchResult:
         paths written by kind.
 
         ``trials.csv`` and ``trials.json`` (every trial), ``best.json`` (the best trial's
-        number, key, arch, metrics and the space, which ``Space.from_dict`` rebuilds),
+        number, key, arch, metrics and the space, which ``Space.from_dict`` rebuilds, and
+        the labels of the classes when the data has them),
         ``best_model.pt`` (its trained weights, when the evaluator can ``load_model``;
         read back with :func:`nasforge.load_model`; ``best_model.ts``, TorchScript, for an
         int8 model), and with matplotlib ``progress.png``
@@ -386,7 +387,7 @@ class SearchResult:
             "metrics": best.metrics,
             "space": None if self.space is None else self.space.to_dict(),
         }
-        for name in ("input_shape", "num_classes", "build_options"):
+        for name in ("input_shape", "num_classes", "classes", "build_options"):
             value = getattr(self.evaluator, name, None)
             if value:
                 record[name] = list(value) if isinstance(value, tuple) else value
