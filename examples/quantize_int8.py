@@ -4,9 +4,9 @@ Trains torchvision's resnet18 with a CIFAR-style stem (3x3 conv, no max-pool) on
 embedded digits upsampled to 16x16, converts it to int8 with the ``int8`` compressor
 (calibrated on 16 training batches), and compares accuracy, size on disk and batch-1
 latency on one CPU thread (the two networks timed in turn, call by call). It checks that
-the int8 network is about 4x smaller, faster, and (in a full run) as accurate. About two
-minutes on two CPU cores; ``--quick`` (or ``NASFORGE_QUICK=1``) quantizes the untrained
-network, on the native 8x8 images:
+the int8 network is about 4x smaller and, in a full run, faster and as accurate. About
+two minutes on two CPU cores; ``--quick`` (or ``NASFORGE_QUICK=1``) quantizes the
+untrained network, on the native 8x8 images, where both take about as long:
 
     python examples/quantize_int8.py [--epochs 4] [--quick]
 """
@@ -52,9 +52,9 @@ def main() -> None:
         print(f"{name:8} {accuracy[name]:>9.4f} {size[name] / 1e3:>10.0f} {latency[name]:>13.2f}")
 
     assert size["int8"] < size["float32"] / 3.5, f"int8 is not ~4x smaller: {size}"
-    assert latency["int8"] < latency["float32"], f"int8 is not faster: {latency}"
-    if not args.quick:  # trained, int8 is as accurate as float32
+    if not args.quick:  # trained, int8 is as accurate as float32; at 16x16, clearly faster
         assert accuracy["int8"] > accuracy["float32"] - 0.03, accuracy
+        assert latency["int8"] < latency["float32"], f"int8 is not faster: {latency}"
 
 
 if __name__ == "__main__":
