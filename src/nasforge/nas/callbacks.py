@@ -43,8 +43,6 @@ __all__ = ["CallbackWarning", "SearchCallback", "SearchInfo"]
 
 logger = logging.getLogger(__name__)
 
-SEARCH_HOOKS: tuple[str, ...] = ("on_search_begin", "on_trial_end", "on_search_end")
-
 
 class CallbackWarning(UserWarning):
     """A search callback (or a tracker's Trainer hook) raised; the search or training went
